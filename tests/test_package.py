@@ -1,0 +1,41 @@
+"What a notebook is the wrong place for: the README's promises about the repository, packaging from a clone, the demo's CLI."
+import re, subprocess, sys, zipfile
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+
+def quick_start_commands():
+    "The commands in the README's quick start block, with what each says it does"
+    readme = (root/'README.md').read_text()
+    block = re.search(r'## Quick start.*?```sh\n(.*?)```', readme, re.S).group(1)
+    return {line.split('#')[0].strip(): line.split('#', 1)[1] for line in block.strip().splitlines()}
+
+def test_readme_has_two_commands_demo_and_tests():
+    cmds = quick_start_commands()
+    assert len(cmds) == 2, cmds
+    assert any('demo' in what for what in cmds.values()) and any('test suite' in what for what in cmds.values())
+
+def test_ci_runs_the_readme_test_command():
+    test_cmd = next(c for c,what in quick_start_commands().items() if 'test suite' in what)
+    ci = [l.strip() for l in (root/'.ci'/'run').read_text().splitlines() if l.strip() and not l.strip().startswith('#')]
+    assert test_cmd in ci, (test_cmd, ci)
+    target = test_cmd.split()[-1]
+    assert re.search(rf'^{target}:', (root/'Makefile').read_text(), re.M)
+
+def test_wheel_from_the_clone_holds_the_library(tmp_path):
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', str(tmp_path), str(root)], check=True)
+    whl, = tmp_path.glob('fastai_disclr-*.whl')
+    names = zipfile.ZipFile(whl).namelist()
+    for mod in ['__init__', 'all', 'unfreeze', 'discriminative', 'demo', '_modidx']:
+        assert f'fastai_disclr/{mod}.py' in names, names
+    meta = zipfile.ZipFile(whl).read(next(n for n in names if n.endswith('METADATA'))).decode()
+    assert re.search(r'^Requires-Dist: fastai<2.9,>=2.8', meta, re.M), meta
+    assert not any(n.startswith(('nbs/', 'tests/')) for n in names)
+
+def test_demo_cli_prints_the_table_and_saves_the_plot(tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'fastai_disclr.demo', '--seeds', '1', '--epochs', '4', '--pretrain-epochs', '1',
+                        '--out', str(tmp_path)], capture_output=True, text=True, check=True)
+    for method in ['fine_tune', 'uniform LR, all layers', 'GradualUnfreeze + DiscriminativeLR']:
+        assert re.search(rf'^\| {re.escape(method)}\s+\| 0\.\d{{3}} \|', r.stdout, re.M), r.stdout
+    png = tmp_path/'per_group_lrs.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
