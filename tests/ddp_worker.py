@@ -1,0 +1,43 @@
+"""One rank of a 2-process CPU (gloo) DDP fit through fastai's `distrib_ctx`; launched by test_ddp.py with torch.distributed.run.
+
+argv: mode ('disclr': GradualUnfreeze + DiscriminativeLR; 'naive': a bare freeze_to-on-an-epoch-schedule callback), out folder.
+Saves this rank's final weights and each group's weights at the start of every epoch.
+"""
+import sys, torch
+from fastai.basics import *
+from fastai.distributed import *
+import fastai.distributed
+from fastai_disclr.all import *
+from fastai_disclr.test_utils import groups_learner
+
+def _broadcast_cpu(self, t, rank):
+    "fastai's `DistributedDL._broadcast` moves the index tensor to CUDA for nccl; with gloo on CPU it stays on the CPU"
+    t = torch.LongTensor(t)
+    torch.distributed.broadcast(t, rank)
+    return t.tolist()
+fastai.distributed.DistributedDL._broadcast = _broadcast_cpu
+
+SCHEDULE = {0: -1, 1: -2, 2: 0}
+
+class NaiveUnfreeze(Callback):
+    "freeze_to on an epoch schedule, nothing else: what a user would write by hand"
+    order = 55
+    def before_train(self):
+        if self.epoch in SCHEDULE: self.learn.freeze_to(SCHEDULE[self.epoch])
+
+class Snapshots(Callback):
+    "Each group's weights at the start of each epoch's training, after the stage change"
+    order = 90
+    def before_fit(self): self.snaps = {}
+    def before_train(self): self.snaps[self.epoch] = [[p.detach().clone() for p in pg] for pg in self.opt.param_lists]
+
+mode,out = sys.argv[1],sys.argv[2]
+learn = groups_learner(n_groups=4, n_train=256, bs=16, seed=0)
+learn.freeze()  # as `vision_learner` leaves a model: DDP wraps it with only the head trainable
+snaps = Snapshots()
+cbs = [GradualUnfreeze(SCHEDULE), DiscriminativeLR(1e-2)] if mode == 'disclr' else [NaiveUnfreeze()]
+with learn.distrib_ctx(sync_bn=False, cpu=True):  # accelerate runs DDP on CPU processes only with cpu=True
+    learn.fit_one_cycle(4, 1e-2, cbs=cbs+[snaps])
+    world = torch.distributed.get_world_size()
+torch.save(dict(world=world, final=[[p.detach() for p in pg] for pg in learn.opt.param_lists], snaps=snaps.snaps),
+           f'{out}/{mode}_rank{rank_distrib()}.pt')
