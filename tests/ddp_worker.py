@@ -4,8 +4,8 @@ argv: mode ('disclr': GradualUnfreeze + DiscriminativeLR; 'naive': a bare freeze
 Saves this rank's final weights and each group's weights at the start of every epoch.
 """
 import sys, torch
-from fastai.basics import *
-from fastai.distributed import *
+from fastai.basics import Callback
+from fastai.distributed import rank_distrib
 import fastai.distributed
 from fastai_disclr.all import *
 from fastai_disclr.test_utils import groups_learner

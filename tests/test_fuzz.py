@@ -1,0 +1,69 @@
+"""Property-based tests: every input is either accepted, and trains with the documented stages and LRs,
+or refused with a ValueError before any weight changes, leaving a learner that a new fit can use."""
+import math, warnings
+import numpy as np, torch
+from hypothesis import given, settings, event, strategies as st, HealthCheck
+from fastai.callback.progress import ProgressCallback
+from fastai.basics import noop
+from fastai_disclr.all import *
+from fastai_disclr.test_utils import groups_learner, GroupProbe
+
+good = st.floats(1e-6, 1.)
+floats = st.one_of(good, good, good, st.sampled_from([0., -1e-3, float('nan'), float('inf')]))  # 1 in 4 invalid
+lr_values = st.one_of(st.none(), floats, st.builds(slice, st.one_of(st.none(), floats), floats))
+lrs_arg = st.one_of(lr_values, lr_values, st.lists(lr_values, min_size=0, max_size=6))  # one LR fits any number of stages
+schedules = st.one_of(st.none(), st.dictionaries(st.integers(-1, 5), st.integers(-6, 5), max_size=5))
+
+def pos(v): return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+def valid_lr(v):
+    if v is None: return True
+    if isinstance(v, slice): return pos(v.stop) and (v.start is None or (pos(v.start) and v.start <= v.stop))
+    return pos(v)
+
+def oracle(n, sched, use_gu, lrs, ratio):
+    "The documented rules, written independently of the package: is the input valid, and its stages {first epoch: frozen_idx}"
+    if use_gu and sched is not None and (not sched or any(e < 0 for e in sched)): return False,None
+    if not pos(ratio): return False,None
+    if isinstance(lrs, list) and (not lrs or not all(valid_lr(v) for v in lrs)): return False,None
+    if not isinstance(lrs, list) and not valid_lr(lrs): return False,None
+    if use_gu:
+        s = sched if sched is not None else {**{i: -(i+1) for i in range(n-1)}, n-1: 0}
+        if any(not -n <= k < n for k in s.values()): return False,None
+        stages = {0: 0, **{e: k % n for e,k in sorted(s.items())}}  # a fresh learner is unfrozen before the first entry
+    else: stages = {0: 0}
+    if isinstance(lrs, list) and len(lrs) != len(stages): return False,None
+    return True,stages
+
+def build(sched, use_gu, lrs, ratio, restart, keep_state):
+    cbs = [DiscriminativeLR(lrs, ratio=ratio, restart=restart)]
+    return ([GradualUnfreeze(sched, keep_state=keep_state)] if use_gu else []) + cbs
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(2, 5), n_epoch=st.integers(1, 4), sched=schedules, use_gu=st.booleans(), lrs=lrs_arg,
+       ratio=st.one_of(st.floats(0.5, 4.), st.floats(0.5, 4.), st.floats(0.5, 4.), st.sampled_from([0., -2.6, float('nan')])), restart=st.booleans(), keep_state=st.booleans())
+def test_accepted_and_trained_as_documented_or_refused_before_any_change(n, n_epoch, sched, use_gu, lrs, ratio, restart, keep_state):
+    ok,stages = oracle(n, sched, use_gu, lrs, ratio)
+    event('accepted and trained' if ok else 'refused')
+    learn = groups_learner(n_groups=n, n_train=32)
+    learn.remove_cb(ProgressCallback); learn.logger = noop
+    w0 = [p.detach().clone() for p in learn.model.parameters()]
+    probe = GroupProbe()
+    refused = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            learn.fit_one_cycle(n_epoch, 1e-2, cbs=build(sched, use_gu, lrs, ratio, restart, keep_state)+[probe])
+    except ValueError as e: refused = e
+    assert (refused is None) == ok, f'oracle says valid={ok}, package raised {refused!r}'
+    if refused is not None:
+        assert all(torch.equal(a, b) for a,b in zip(w0, learn.model.parameters())), 'weights changed before the error'
+        learn.fit(1, 1e-3)  # the learner is usable
+        assert not all(torch.equal(a, b) for a,b in zip(w0, learn.model.parameters()))
+        return
+    starts = sorted(stages)
+    for epoch,trainable in zip(probe.epochs, probe.trainable):
+        idx = stages[max(s for s in starts if s <= epoch)]
+        assert trainable == [g >= idx for g in range(n)], (epoch, trainable, stages)
+    lrs_seen = np.array(probe.lrs)
+    assert np.isfinite(lrs_seen).all() and (lrs_seen > 0).all()

@@ -1,0 +1,82 @@
+"Mixed precision and torch.compile across stage changes: long-ish runs that would clutter the notebooks."
+import shutil
+import pytest, torch
+from fastai.basics import Callback, noop
+from fastai.callback.fp16 import MixedPrecision, AMPMode
+from fastai.callback.progress import ProgressCallback
+from fastai_disclr.all import *
+from fastai_disclr.test_utils import groups_learner
+
+SCHEDULE = {0: -1, 1: -2, 2: -3, 3: 0}
+
+def quiet(learn):
+    learn.remove_cb(ProgressCallback)
+    learn.logger = noop
+    return learn
+
+class CPUMixedPrecision(MixedPrecision):
+    "fastai's `MixedPrecision` with CPU autocast and a CPU `GradScaler` (fastai hard-codes 'cuda', which is a no-op on a CPU)"
+    def before_fit(self):
+        super().before_fit()
+        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
+        self.autocast,self.learn.scaler = torch.autocast('cpu', dtype=dtype),torch.amp.GradScaler('cpu', **self.kwargs)
+
+class ScalerProbe(Callback):
+    "Count the steps the loss scaler skipped, and keep the scaler object and its scale at each trained batch"
+    order = 90
+    def before_fit(self): self.skipped,self.scales,self.scalers = 0,[],set()
+    def after_cancel_step(self): self.skipped += 1
+    def after_batch(self):
+        if self.training: self.scales.append(self.learn.scaler.get_scale()); self.scalers.add(id(self.learn.scaler))
+
+def fp16_run(cbs, init_scale=2.**40):
+    "5-group learner under fp16 with an initial loss scale far too high, so the scaler has to calibrate"
+    learn = quiet(groups_learner(n_groups=5, n_train=256))
+    learn.add_cb(CPUMixedPrecision(init_scale=init_scale, growth_interval=8))
+    probe = ScalerProbe()
+    learn.fit_one_cycle(4, 1e-2, cbs=cbs+[probe])
+    return probe
+
+def test_fp16_stage_changes_do_not_restart_the_loss_scaler():
+    plain = fp16_run([])
+    staged = fp16_run([GradualUnfreeze(SCHEDULE), DiscriminativeLR(1e-2)])
+    assert plain.skipped > 0, 'the test needs a scaler that calibrates'
+    assert staged.skipped <= plain.skipped, (staged.skipped, plain.skipped)
+    assert len(staged.scalers) == 1
+    n_iter = len(staged.scales)//4
+    assert max(staged.scales[n_iter:]) < 2.**40  # never back at the initial scale after a stage change
+
+def test_bf16_trains_every_group_after_its_thaw():
+    learn = quiet(groups_learner(n_groups=4))
+    learn.add_cb(CPUMixedPrecision(amp_mode='bf16'))
+    w0 = [p.detach().clone() for p in learn.model.parameters()]
+    dlr = DiscriminativeLR([1e-2, 5e-3, 2e-3, 1e-3], restart=True)
+    learn.fit_one_cycle(4, cbs=[GradualUnfreeze({0: -1, 1: -2, 2: -3, 3: 0}), dlr])
+    assert all(not torch.equal(a, b) for a,b in zip(w0, learn.model.parameters()))
+    assert (dlr.batch_lrs > 0).all()
+
+def flat(learn): return [torch.cat([p.detach().flatten() for p in pg]) for pg in learn.opt.param_lists]
+
+class Snapshots(Callback):
+    order = 90
+    def before_fit(self): self.snaps = {}
+    def before_train(self): self.snaps[self.epoch] = [g.clone() for g in flat(self.learn)]
+
+def compile_run(compiled):
+    learn,snaps = quiet(groups_learner(n_groups=4)),Snapshots()
+    if compiled: learn.model.compile()
+    learn.fit_one_cycle(3, 1e-2, cbs=[GradualUnfreeze({0: -1, 1: -2, 2: 0}), DiscriminativeLR(), snaps])
+    return flat(learn),snaps.snaps
+
+def test_torch_compile_picks_up_thawed_groups():
+    "requires_grad changes between stages must not leave a stale compiled graph: same result as eager"
+    if not (shutil.which('cc') or shutil.which('gcc')): pytest.skip('torch.compile on CPU needs a C compiler, and none is on the PATH')
+    try: compiled,snaps = compile_run(True)
+    except Exception as e:
+        if 'BackendCompilerFailed' in type(e).__name__ or 'InductorError' in type(e).__name__:
+            pytest.skip(f"this platform's compiler for torch.compile failed: {type(e).__name__}: {str(e)[:200]}")
+        raise
+    eager,_ = compile_run(False)
+    for g,e in {0: 2, 1: 2, 2: 1, 3: 0}.items():
+        assert not torch.equal(snaps[e][g], compiled[g]), f'group {g} did not train after its thaw at epoch {e}'
+        assert torch.allclose(compiled[g], eager[g], atol=1e-5), (g, (compiled[g]-eager[g]).abs().max())
