@@ -7,7 +7,7 @@ Docs: https://fastai-disclr.github.io/fastai_disclr/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/98_all.ipynb #47cd03d7
+# %% ../nbs/98_all.ipynb #d765c636
 from . import unfreeze, discriminative
 from .unfreeze import *
 from .discriminative import *
