@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SYNCED := nbs fastai_disclr pyproject.toml
 
-.PHONY: demo test check-sync nbs-test pytest readme
+.PHONY: demo test check-sync nbs-test pytest readme docs
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,9 @@ pytest: $(STAMP)
 
 readme: $(STAMP)
 	if command -v quarto >/dev/null; then $(BIN)/nbdev-readme; else $(BIN)/python tools/nb2readme.py; fi
+
+# The docs site: nbdev-docs renders through Quarto. PyPI's quarto-cli is an sdist that downloads Quarto from GitHub
+# while it builds, so it cannot be installed on an offline machine; install Quarto (quarto.org) where that is possible.
+docs: $(STAMP)
+	@command -v quarto >/dev/null || { echo "make docs needs Quarto on the PATH (https://quarto.org); pip's quarto-cli downloads it from GitHub at install time"; exit 1; }
+	$(BIN)/nbdev-docs
