@@ -1,0 +1,23 @@
+"Smoke runs of the benchmarks (tiny sizes), so that they keep working; the figures are not checked, only that they come out."
+import re, subprocess, sys
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+
+def run(script, *args):
+    r = subprocess.run([sys.executable, str(root/'benchmarks'/script), *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+def test_overhead_quick():
+    out = run('overhead.py', '--quick')
+    assert re.search(r'callbacks / plain training time: min [\d.]+  median [\d.]+  max [\d.]+', out), out
+    assert re.search(r'time inside the callbacks per training batch: .* us = [\d.]+% of the plain training time', out), out
+    assert len(re.findall(r'epoch \d: plain +\d+ +staged +\d+', out)) == 2, out
+
+def test_transfer_quick():
+    out = run('transfer.py', '--quick')
+    for method in ['uniform LR, all layers', 'fine_tune', 'fastbook sequence, by hand', 'one call, restart=True', 'one call, restart=False']:
+        assert re.search(rf'^\| {re.escape(method)}\s+\| [01]\.\d{{3}} \|', out, re.M), out
+    by_hand = re.search(r'^\| fastbook sequence, by hand\s+\| ([\d.]+)', out, re.M).group(1)
+    assert by_hand == re.search(r'^\| one call, restart=True\s+\| ([\d.]+)', out, re.M).group(1)  # the same weights, the same accuracy
