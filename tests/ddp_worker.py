@@ -8,7 +8,7 @@ from fastai.basics import Callback
 from fastai.distributed import rank_distrib
 import fastai.distributed
 from fastai_disclr.all import *
-from fastai_disclr.test_utils import groups_learner
+from fastai_disclr.test_utils import groups_learner, GroupSnapshots, group_weights
 
 def _broadcast_cpu(self, t, rank):
     "fastai's `DistributedDL._broadcast` moves the index tensor to CUDA for nccl; with gloo on CPU it stays on the CPU"
@@ -25,19 +25,14 @@ class NaiveUnfreeze(Callback):
     def before_train(self):
         if self.epoch in SCHEDULE: self.learn.freeze_to(SCHEDULE[self.epoch])
 
-class Snapshots(Callback):
-    "Each group's weights at the start of each epoch's training, after the stage change"
-    order = 90
-    def before_fit(self): self.snaps = {}
-    def before_train(self): self.snaps[self.epoch] = [[p.detach().clone() for p in pg] for pg in self.opt.param_lists]
 
 mode,out = sys.argv[1],sys.argv[2]
 learn = groups_learner(n_groups=4, n_train=256, bs=16, seed=0)
 learn.freeze()  # as `vision_learner` leaves a model: DDP wraps it with only the head trainable
-snaps = Snapshots()
+snaps = GroupSnapshots()
 cbs = [GradualUnfreeze(SCHEDULE), DiscriminativeLR(1e-2)] if mode == 'disclr' else [NaiveUnfreeze()]
 with learn.distrib_ctx(sync_bn=False, cpu=True):  # accelerate runs DDP on CPU processes only with cpu=True
     learn.fit_one_cycle(4, 1e-2, cbs=cbs+[snaps])
     world = torch.distributed.get_world_size()
-torch.save(dict(world=world, final=[[p.detach() for p in pg] for pg in learn.opt.param_lists], snaps=snaps.snaps),
+torch.save(dict(world=world, final=group_weights(learn), snaps=snaps.snaps),
            f'{out}/{mode}_rank{rank_distrib()}.pt')

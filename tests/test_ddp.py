@@ -13,8 +13,6 @@ def run_ranks(mode, out):
     assert r.returncode == 0, r.stderr[-4000:]
     return [torch.load(out/f'{mode}_rank{rank}.pt') for rank in (0, 1)]
 
-def equal(a, b): return all(torch.equal(x, y) for x,y in zip(a, b))
-
 @pytest.fixture(scope='module')
 def disclr(tmp_path_factory): return run_ranks('disclr', tmp_path_factory.mktemp('ddp'))
 
@@ -23,16 +21,16 @@ def test_two_ranks_ran(disclr):
 
 def test_replicas_end_bit_identical(disclr):
     r0,r1 = disclr
-    for g,(g0,g1) in enumerate(zip(r0['final'], r1['final'])): assert equal(g0, g1), f'group {g} differs between ranks'
+    for g,(g0,g1) in enumerate(zip(r0['final'], r1['final'])): assert torch.equal(g0, g1), f'group {g} differs between ranks'
 
 def test_each_group_moves_after_its_thaw_and_not_before(disclr):
     for r in disclr:
         snaps,final = r['snaps'],r['final']
         for g,e in THAWED_AT.items():
-            assert not equal(snaps[e][g], final[g]), f'group {g} did not move after its thaw at epoch {e}'
-            for before in range(e): assert equal(snaps[before][g], snaps[0][g]), f'group {g} moved while frozen'
+            assert not torch.equal(snaps[e][g], final[g]), f'group {g} did not move after its thaw at epoch {e}'
+            for before in range(e): assert torch.equal(snaps[before][g], snaps[0][g]), f'group {g} moved while frozen'
 
 def test_naive_freeze_to_on_a_schedule_drifts(tmp_path):
     "What the callbacks prevent: freeze_to alone leaves the groups thawed mid-fit out of DDP's all-reduce"
     r0,r1 = run_ranks('naive', tmp_path)
-    assert not all(equal(g0, g1) for g0,g1 in zip(r0['final'], r1['final']))
+    assert not all(torch.equal(g0, g1) for g0,g1 in zip(r0['final'], r1['final']))

@@ -5,7 +5,7 @@ from fastai.basics import Callback, noop
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.callback.progress import ProgressCallback
 from fastai_disclr.all import *
-from fastai_disclr.test_utils import groups_learner
+from fastai_disclr.test_utils import groups_learner, GroupSnapshots, group_weights
 
 SCHEDULE = {0: -1, 1: -2, 2: -3, 3: 0}
 
@@ -55,18 +55,11 @@ def test_bf16_trains_every_group_after_its_thaw():
     assert all(not torch.equal(a, b) for a,b in zip(w0, learn.model.parameters()))
     assert (dlr.batch_lrs > 0).all()
 
-def flat(learn): return [torch.cat([p.detach().flatten() for p in pg]) for pg in learn.opt.param_lists]
-
-class Snapshots(Callback):
-    order = 90
-    def before_fit(self): self.snaps = {}
-    def before_train(self): self.snaps[self.epoch] = [g.clone() for g in flat(self.learn)]
-
 def compile_run(compiled):
-    learn,snaps = quiet(groups_learner(n_groups=4)),Snapshots()
+    learn,snaps = quiet(groups_learner(n_groups=4)),GroupSnapshots()
     if compiled: learn.model.compile()
     learn.fit_one_cycle(3, 1e-2, cbs=[GradualUnfreeze({0: -1, 1: -2, 2: 0}), DiscriminativeLR(), snaps])
-    return flat(learn),snaps.snaps
+    return group_weights(learn),snaps.snaps
 
 def test_torch_compile_picks_up_thawed_groups():
     "requires_grad changes between stages must not leave a stale compiled graph: same result as eager"
