@@ -7,8 +7,9 @@ Docs: https://fastai-disclr.github.io/fastai_disclr/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/98_all.ipynb #d765c636
-from . import unfreeze, discriminative
+# %% ../nbs/98_all.ipynb #45a69a55
+from . import unfreeze, discriminative, splitters
 from .unfreeze import *
 from .discriminative import *
-__all__ = unfreeze.__all__ + discriminative.__all__
+from .splitters import *
+__all__ = unfreeze.__all__ + discriminative.__all__ + splitters.__all__
