@@ -7,9 +7,10 @@ Docs: https://fastai-disclr.github.io/fastai_disclr/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/98_all.ipynb #45a69a55
-from . import unfreeze, discriminative, splitters
+# %% ../nbs/98_all.ipynb #2303fe4c
+from . import unfreeze, discriminative, splitters, diagnostics
 from .unfreeze import *
 from .discriminative import *
 from .splitters import *
-__all__ = unfreeze.__all__ + discriminative.__all__ + splitters.__all__
+from .diagnostics import *
+__all__ = unfreeze.__all__ + discriminative.__all__ + splitters.__all__ + diagnostics.__all__
