@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from fastai.basics import Learner, DataLoaders, TfmdDL, Callback, OptimWrapper, MSELossFlat, CrossEntropyLossFlat, params, noop, set_seed
 from fastai.callback.progress import ProgressCallback
-from fastai_disclr.all import GradualUnfreeze, DiscriminativeLR
+from fastai_disclr.all import GradualUnfreeze, DiscriminativeLR, GroupDiagnostics
 
 def sync(device):
     if device.startswith('cuda'): torch.cuda.synchronize()
@@ -102,7 +102,7 @@ class EventTimer:
     def __init__(self, cbs):
         self.total,self.cbs = 0.,cbs
         for cb in cbs:
-            for ev in ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_batch', 'after_train', 'after_fit']:
+            for ev in ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'before_step', 'after_step', 'after_batch', 'after_train', 'after_fit']:
                 f = getattr(type(cb), ev, None)
                 if f is not None: setattr(cb, ev, self._timed(f.__get__(cb)))
     def _timed(self, f):
@@ -112,7 +112,7 @@ class EventTimer:
 
 def timed_callbacks_run(args, data):
     "The `callbacks` run, also timing what happens inside the two callbacks"
-    cbs = [GradualUnfreeze({0: 0}), DiscriminativeLR(ratio=2.6)]
+    cbs = [GradualUnfreeze({0: 0}), DiscriminativeLR(ratio=2.6)] + ([GroupDiagnostics(every=args.diagnostics)] if args.diagnostics else [])
     timer = EventTimer(cbs)
     times = fastai_run(args, data, cbs)
     return times,timer.total
@@ -137,6 +137,7 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--opt', default='fastai', choices=['fastai', 'foreach', 'fused'], help="fastai's Adam, or torch's AdamW in an OptimWrapper")
     p.add_argument('--amp', default='none', choices=['none', 'bf16', 'fp16'])
+    p.add_argument('--diagnostics', type=int, default=0, help='also run GroupDiagnostics(every=N) in the `callbacks` config (0: no)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (1: steadier timings on a shared machine)')
     p.add_argument('--quick', action='store_true', help='tiny sizes, one repeat: a smoke run')
     args = p.parse_args(argv)
@@ -153,7 +154,7 @@ def main(argv=None):
             res[k].append(out)
     total = {k: [sum(t) for t in v] for k,v in res.items()}
     n = args.bs*args.n_batches
-    print(f"device {args.device} ({args.threads if args.device == 'cpu' else ''} threads), model {args.model}, opt {args.opt}, amp {args.amp}, bs {args.bs}, {args.n_batches} batches x {args.epochs} epochs, {args.repeats} repeats")
+    print(f"device {args.device} ({args.threads if args.device == 'cpu' else ''} threads), model {args.model}, opt {args.opt}, amp {args.amp}, diagnostics every {args.diagnostics or '-'}, bs {args.bs}, {args.n_batches} batches x {args.epochs} epochs, {args.repeats} repeats")
     print(f"step time (plain, median): {1000*statistics.median(total['plain'])/(args.n_batches*args.epochs):.2f} ms")
     for k in ['callbacks', 'torch']:
         print(f"{k:>9} / plain training time: {summary([a/b for a,b in zip(total[k], total['plain'])])}")
