@@ -7,8 +7,12 @@ In one process and interleaved (the order alternates each repeat), on the same m
   staged     the same with ULMFiT's schedule (head only, then one more group each epoch): frozen groups skip their backward
   torch      a plain PyTorch loop (same model, batches, optimizer and one-cycle schedule), the reference for the fast path
 Prints training-time ratios against `plain` as min / median / max over the repeats, and samples/s per epoch (per stage).
+By default fastai's DataLoader hands over the torch loop's own ready-made batches (`--loader batches`), so that
+`torch` against `callbacks` compares the training loops; `--loader samples` lets it index and collate every sample.
+`--opt foreach` (CPU) or `--opt fused` (CUDA) is the fast path: torch's AdamW in fastai's `OptimWrapper`.
 
   python benchmarks/overhead.py                        # CPU, an MLP whose training step takes about 10 ms
+  python benchmarks/overhead.py --opt foreach          # the fast path against the plain torch loop, on a CPU
   python benchmarks/overhead.py --quick                # the smoke run of the test suite
   python benchmarks/overhead.py --device cuda --model resnet50 --size 224 --bs 128 --opt fused --amp bf16
 """
@@ -56,11 +60,15 @@ class EpochTimes(Callback):
     def before_train(self): sync(self.device); self.t0 = time.perf_counter()
     def after_train(self): sync(self.device); self.times.append(time.perf_counter() - self.t0)
 
+def train_dl(args, x, y):
+    if args.loader == 'samples': return TfmdDL(TensorDataset(x, y), bs=args.bs, shuffle=False, num_workers=0)
+    # bs=None: fastai's DataLoader yields the items as batches, so it hands over the same slices as the torch loop
+    return TfmdDL([(x[i:i+args.bs], y[i:i+args.bs]) for i in range(0, len(x), args.bs)], bs=None, num_workers=0)
+
 def learner(args, data):
     set_seed(0)
     x,y = data
-    dls = DataLoaders(TfmdDL(TensorDataset(x, y), bs=args.bs, shuffle=False, num_workers=0),
-                      TfmdDL(TensorDataset(x[:args.bs], y[:args.bs]), bs=args.bs, num_workers=0), device=args.device)
+    dls = DataLoaders(train_dl(args, x, y), TfmdDL(TensorDataset(x[:args.bs], y[:args.bs]), bs=args.bs, num_workers=0), device=args.device)
     kw = dict(opt_func=opt_func(args)) if args.opt != 'fastai' else {}
     learn = Learner(dls, make_model(args).to(args.device), loss_func=MSELossFlat() if args.model == 'mlp' else CrossEntropyLossFlat(),
                     splitter=lambda m: [params(g) for g in m], **kw)
@@ -98,16 +106,18 @@ def torch_run(args, data):
 def ulmfit(args): return {i: -(i+1) for i in range(min(args.groups, args.epochs)-1)} | {min(args.groups, args.epochs)-1: 0}
 
 class EventTimer:
-    "Wall time spent inside the events of some callbacks (wraps their methods on the instances)"
+    "Wall time spent inside the events (and forward hooks) of some callbacks (wraps their methods on the instances)"
     def __init__(self, cbs):
         self.total,self.cbs = 0.,cbs
         for cb in cbs:
             for ev in ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'before_step', 'after_step', 'after_batch', 'after_train', 'after_fit']:
                 f = getattr(type(cb), ev, None)
                 if f is not None: setattr(cb, ev, self._timed(f.__get__(cb)))
+            # forward hooks run inside the model's forward: GroupDiagnostics hooks `cb._hook` in before_fit
+            if hasattr(type(cb), '_hook'): cb._hook = self._timed(type(cb)._hook.__get__(cb))
     def _timed(self, f):
-        def _inner():
-            t0 = time.perf_counter(); f(); self.total += time.perf_counter() - t0
+        def _inner(*args):
+            t0 = time.perf_counter(); f(*args); self.total += time.perf_counter() - t0
         return _inner
 
 def timed_callbacks_run(args, data):
@@ -137,6 +147,8 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--opt', default='fastai', choices=['fastai', 'foreach', 'fused'], help="fastai's Adam, or torch's AdamW in an OptimWrapper")
     p.add_argument('--amp', default='none', choices=['none', 'bf16', 'fp16'])
+    p.add_argument('--loader', default='batches', choices=['batches', 'samples'],
+                   help="fastai's DataLoader over the torch loop's ready-made batches, or over samples (it indexes and collates each one)")
     p.add_argument('--diagnostics', type=int, default=0, help='also run GroupDiagnostics(every=N) in the `callbacks` config (0: no)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (1: steadier timings on a shared machine)')
     p.add_argument('--quick', action='store_true', help='tiny sizes, one repeat: a smoke run')
@@ -154,7 +166,7 @@ def main(argv=None):
             res[k].append(out)
     total = {k: [sum(t) for t in v] for k,v in res.items()}
     n = args.bs*args.n_batches
-    print(f"device {args.device} ({args.threads if args.device == 'cpu' else ''} threads), model {args.model}, opt {args.opt}, amp {args.amp}, diagnostics every {args.diagnostics or '-'}, bs {args.bs}, {args.n_batches} batches x {args.epochs} epochs, {args.repeats} repeats")
+    print(f"device {args.device} ({args.threads if args.device == 'cpu' else ''} threads), model {args.model}, opt {args.opt}, amp {args.amp}, loader {args.loader}, diagnostics every {args.diagnostics or '-'}, bs {args.bs}, {args.n_batches} batches x {args.epochs} epochs, {args.repeats} repeats")
     print(f"step time (plain, median): {1000*statistics.median(total['plain'])/(args.n_batches*args.epochs):.2f} ms")
     for k in ['callbacks', 'torch']:
         print(f"{k:>9} / plain training time: {summary([a/b for a,b in zip(total[k], total['plain'])])}")

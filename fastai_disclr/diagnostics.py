@@ -17,15 +17,25 @@ from .discriminative import DiscriminativeLR, _lrs
 __all__ = ['GroupDiagnostics']
 
 # %% ../nbs/08_diagnostics.ipynb #e9f66b65
+_fe = getattr(torch, 'foreach', None) # torch's public foreach namespace (newer torch); the private `_foreach_*` ops before it
+def _foreach(op): return getattr(_fe, op) if hasattr(_fe, op) else getattr(torch, f'_foreach_{op}')
+
+def _norm(ts:list) -> torch.Tensor:
+    "Euclidean norm of the tensors `ts` as if flattened into one, in float32, on the first one's device"
+    ns = _foreach('norm')(ts)
+    return torch.linalg.vector_norm(torch.stack([n.float().to(ns[0].device) for n in ns]))
+
 class GroupDiagnostics(Callback):
     "Record per layer group: LR and trainable at every training batch; update ratio and activation statistics every `every` batches"
     order,run_valid = DiscriminativeLR.order+1,False # after the LRs of the step are final
     def __init__(self,
-        every:int=1, # Record update ratios and activations at every `every`-th training batch (they copy weights and hook outputs)
+        every:int=10, # Record update ratios and activations at every `every`-th training batch (they copy weights and hook outputs)
         bins:int=40, # Histogram bins of the activations
         hist_range:tuple=(-4., 4.), # Range of the activation histogram
+        hist_max:int|None=4096, # Histogram at most this many activations per record, evenly strided through the output (`None`: all)
     ):
         if not isinstance(every, int) or every < 1: raise ValueError(f"GroupDiagnostics' `every` must be a positive integer, got {every!r}")
+        if hist_max is not None and (not isinstance(hist_max, int) or hist_max < 1): raise ValueError(f"GroupDiagnostics' `hist_max` must be a positive integer or None, got {hist_max!r}")
         store_attr()
         self.hooks = []
 
@@ -43,36 +53,45 @@ class GroupDiagnostics(Callback):
             if own: last[owner[id(own[0])]] = m
         self.hooked = sorted(last)
         self.hooks = [last[g].register_forward_hook(partial(self._hook, g)) for g in self.hooked]
-        self._lrs,self._trainable,self.rec_iters,self._updates,self._acts = [],[],[],[],[]
+        self._lrs,self._trainable,self.rec_iters,self._upd,self._act = [],[],[],[],[]
         self._rec = False
 
     def _hook(self, g, m, i, o):
         if not self._rec or not isinstance(o, torch.Tensor): return
         o = o.detach().float()
-        self._batch_acts[g] = (o.mean(), o.std(), o.histc(self.bins, *self.hist_range))
+        # a histogram costs about 10 ns a value on a CPU: a strided sample is as good for the heat map, and draws no random numbers
+        h = o.flatten()[::-(-o.numel()//self.hist_max)] if self.hist_max else o
+        # one tensor per group and record, left on the model's device: no synchronisation in the training loop
+        self._batch_acts[g] = torch.cat([torch.stack([o.mean(), o.std()]), h.histc(self.bins, *self.hist_range)])
 
     def before_batch(self):
         "LRs and trainable groups of this step; decide whether to record the heavier statistics"
         self._lrs.append(_lrs(self.opt))
         self._trainable.append([any(p.requires_grad for p in pg) for pg in self.opt.param_lists])
-        self._rec = self.iter % self.every == 0
+        self._rec = self.train_iter % self.every == 0 # counted over the fit, as fastai's `ActivationStats`: one record in `every` batches
         if self._rec: self._batch_acts = {}
 
     def before_step(self):
-        if self._rec: self._w0 = [[(p, p.detach().clone()) for p in pg if p.requires_grad] for pg in self.opt.param_lists]
+        "Copy the trainable weights of each group, one foreach op per group"
+        if not self._rec: return
+        self._ps = [[p for p in pg if p.requires_grad] for pg in self.opt.param_lists]
+        with torch.no_grad(): self._w0 = [_foreach('mul')(ps, 1.) if ps else [] for ps in self._ps]
 
     def after_step(self):
-        "The update-to-weight ratio of each group's trainable parameters"
+        "The update-to-weight ratio ||W_after - W_before|| / ||W_before|| of each group's trainable parameters"
         if not self._rec: return
         ratios = []
-        for pairs in self._w0:
-            if not pairs: ratios.append(torch.zeros(())); continue
-            num = sum(((p.detach()-w).float()**2).sum() for p,w in pairs)
-            ratios.append(num.sqrt() / sum((w.float()**2).sum() for _,w in pairs).sqrt().clamp_min(1e-12))
-        self._updates.append(torch.stack([r.cpu() for r in ratios]))
+        with torch.no_grad():
+            for ps,w0 in zip(self._ps, self._w0):
+                if not ps: ratios.append(None); continue
+                w_norm = _norm(w0)
+                _foreach('sub_')(w0, ps)
+                ratios.append(_norm(w0) / w_norm.clamp_min(1e-12))
+        dev = next((r.device for r in ratios if r is not None), 'cpu')
+        self._upd.append(torch.stack([torch.zeros((), device=dev) if r is None else r.to(dev) for r in ratios]))
         self.rec_iters.append(len(self._lrs)-1)
-        self._acts.append({g: tuple(t.cpu() for t in v) for g,v in self._batch_acts.items()})
-        self._w0,self._rec = None,False
+        self._act.append(self._batch_acts)
+        self._ps,self._w0,self._rec = None,None,False
 
     def after_fit(self): self._remove()
 
@@ -81,11 +100,11 @@ class GroupDiagnostics(Callback):
     @property
     def trainable(self) -> np.ndarray: "Whether each group was trainable at each training batch: (batches, groups)"; return np.array(self._trainable)
     @property
-    def updates(self) -> np.ndarray: "Update-to-weight ratio of each group at the recorded batches (`rec_iters`): (records, groups)"; return torch.stack(self._updates).numpy()
+    def updates(self) -> np.ndarray: "Update-to-weight ratio of each group at the recorded batches (`rec_iters`): (records, groups)"; return torch.stack(self._upd).cpu().numpy()
     def act_stats(self, g:int) -> dict:
         "Mean, std and histogram of group `g`'s activations at the recorded batches"
-        rs = [a[g] for a in self._acts if g in a]
-        return dict(mean=np.array([float(r[0]) for r in rs]), std=np.array([float(r[1]) for r in rs]), hist=torch.stack([r[2] for r in rs]).numpy())
+        rs = torch.stack([a[g] for a in self._act if g in a]).cpu().numpy()
+        return dict(mean=rs[:, 0], std=rs[:, 1], hist=rs[:, 2:])
 
 # %% ../nbs/08_diagnostics.ipynb #d336b922
 def _frozen_spans(trainable):

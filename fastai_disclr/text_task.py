@@ -47,12 +47,12 @@ def minilm_splitter(m):
     return [params(m.encoder.embeddings)] + [params(layer) for layer in m.encoder.encoder.layer] + [params(m.head)]
 
 # %% ../nbs/03_text.ipynb #693d1481
-def polarity_learner(seed:int, n_train:int=200, n_test:int=800, data=None):
-    "A learner on `n_train` random labelled words; returns it and a test DataLoader of `n_test` other words"
+def polarity_learner(seed:int, n_train:int=200, n_test:int=800, data=None, n_valid:int=64):
+    "A learner on `n_train` random labelled words, validated on `n_valid` others; returns it and a test DataLoader of `n_test` more"
     x,y = data if data is not None else vader_polarity()
     set_seed(seed)
     idx = np.random.RandomState(seed).permutation(len(y))
-    trn,val,tst = idx[:n_train],idx[n_train:n_train+64],idx[n_train+64:n_train+64+n_test]
+    trn,val,tst = idx[:n_train],idx[n_train:n_train+n_valid],idx[n_train+n_valid:n_train+n_valid+n_test]
     dls = DataLoaders(TfmdDL(TensorDataset(x[trn], y[trn]), bs=32, shuffle=True), TfmdDL(TensorDataset(x[val], y[val]), bs=64), device='cpu')
     learn = Learner(dls, MiniLMClassifier(), loss_func=CrossEntropyLossFlat(), metrics=accuracy, splitter=minilm_splitter)
     learn.remove_cb(ProgressCallback); learn.logger = noop
