@@ -37,8 +37,8 @@ def fastbook_by_hand(learn, epochs, lr):
 def one_call(restart):
     def _fit(learn, epochs, lr):
         starts = np.cumsum([0] + split_epochs(epochs)[:-1]).tolist()
-        # stage 1 by hand is a float LR, the same for every group: slice(top, top) here
-        lrs = [slice(top, top) if i == 0 else slice(top/2.6**4, top) for i,top in enumerate(stage_lrs(lr))]
+        # as written by hand: a float for the head-only stage (every group's LR, as in fastai), then slices
+        lrs = [top if i == 0 else slice(top/2.6**4, top) for i,top in enumerate(stage_lrs(lr))]
         learn.fit_one_cycle(epochs, cbs=[GradualUnfreeze(dict(zip(starts, [-1, -2, -3, 0]))), DiscriminativeLR(lrs, restart=restart)])
     return _fit
 

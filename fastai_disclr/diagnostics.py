@@ -6,9 +6,11 @@ Docs: https://fastai-disclr.github.io/fastai_disclr/diagnostics.html.md"""
 
 # %% ../nbs/08_diagnostics.ipynb #2e6536e1
 from __future__ import annotations
+import warnings
 from functools import partial
 import numpy as np
 import torch
+from torch import nn
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from .discriminative import DiscriminativeLR, _lrs
@@ -43,33 +45,61 @@ class GroupDiagnostics(Callback):
         for h in self.hooks: h.remove()
         self.hooks = []
 
-    def before_fit(self):
-        "Hook each group's last module with parameters, and start new records"
-        self._remove()
+    def _hook_modules(self) -> dict:
+        "Per group, the outermost modules that hold only that group's parameters: the group's output is the last of them to run"
         owner = {id(p): g for g,pg in enumerate(self.opt.param_lists) for p in pg}
-        last = {}
-        for m in self.model.modules():
-            own = [p for p in m.parameters(recurse=False) if id(p) in owner]
-            if own: last[owner[id(own[0])]] = m
-        self.hooked = sorted(last)
-        self.hooks = [last[g].register_forward_hook(partial(self._hook, g)) for g in self.hooked]
+        mods = {}
+        def walk(m):
+            gs = {owner.get(id(p), -1) for p in m.parameters()}
+            # `ModuleList` and `ModuleDict` have no forward of their own: their children run
+            if len(gs) == 1 and -1 not in gs and not isinstance(m, (nn.ModuleList, nn.ModuleDict)): mods.setdefault(gs.pop(), []).append(m)
+            else:
+                for c in m.children(): walk(c)
+        walk(self.model)
+        return mods
+
+    def before_fit(self):
+        "Nothing yet: `validate`, `get_preds` and `summary` call `before_fit` too, and never train"
+        self._started = False
+
+    def _start(self):
+        "At the first training epoch of a fit: hook each group's modules and start new records"
+        self._remove()
+        mods = self._hook_modules()
+        self.hooked = sorted(mods)
+        self.unhooked = [g for g in range(len(self.opt.param_lists)) if g not in mods]
+        if self.unhooked: warnings.warn(
+            f"GroupDiagnostics cannot record the activations of layer groups {self.unhooked}: no module holds only their "
+            "parameters (e.g. parameters that belong to a module whose other parameters are in another group). "
+            "Their LRs and update ratios are recorded.")
+        self.hooks = [m.register_forward_hook(partial(self._hook, g)) for g in self.hooked for m in mods[g]]
         self._lrs,self._trainable,self.rec_iters,self._upd,self._act = [],[],[],[],[]
-        self._rec = False
+        self._rec,self._started = False,True
 
     def _hook(self, g, m, i, o):
-        if not self._rec or not isinstance(o, torch.Tensor): return
-        o = o.detach().float()
+        if not self._rec: return
+        # RNNs and transformer layers return tuples (output, state): their first tensor is the output
+        while isinstance(o, (tuple, list)) and len(o): o = o[0]
+        if not isinstance(o, torch.Tensor) or not o.is_floating_point(): return
+        # the last of the group's modules to run wins: its output is the group's (summarised now: a later in-place op may change it)
+        self._outs[g] = self._stats(o.detach())
+
+    def _stats(self, o):
+        o = o.float()
         # a histogram costs about 10 ns a value on a CPU: a strided sample is as good for the heat map, and draws no random numbers
         h = o.flatten()[::-(-o.numel()//self.hist_max)] if self.hist_max else o
         # one tensor per group and record, left on the model's device: no synchronisation in the training loop
-        self._batch_acts[g] = torch.cat([torch.stack([o.mean(), o.std()]), h.histc(self.bins, *self.hist_range)])
+        return torch.cat([torch.stack([o.mean(), o.std()]), h.histc(self.bins, *self.hist_range)])
+
+    def before_train(self):
+        if not self._started: self._start()
 
     def before_batch(self):
         "LRs and trainable groups of this step; decide whether to record the heavier statistics"
         self._lrs.append(_lrs(self.opt))
         self._trainable.append([any(p.requires_grad for p in pg) for pg in self.opt.param_lists])
         self._rec = self.train_iter % self.every == 0 # counted over the fit, as fastai's `ActivationStats`: one record in `every` batches
-        if self._rec: self._batch_acts = {}
+        if self._rec: self._outs = {}
 
     def before_step(self):
         "Copy the trainable weights of each group, one foreach op per group"
@@ -90,10 +120,16 @@ class GroupDiagnostics(Callback):
         dev = next((r.device for r in ratios if r is not None), 'cpu')
         self._upd.append(torch.stack([torch.zeros((), device=dev) if r is None else r.to(dev) for r in ratios]))
         self.rec_iters.append(len(self._lrs)-1)
-        self._act.append(self._batch_acts)
-        self._ps,self._w0,self._rec = None,None,False
+        self._act.append(self._outs)
+        self._ps,self._w0,self._outs,self._rec = None,None,{},False
 
-    def after_fit(self): self._remove()
+    def after_fit(self):
+        "Remove the hooks; say which groups ran no hooked module that returned a tensor"
+        self._remove()
+        if not self._started or not self._act: return
+        silent = [g for g in self.hooked if not any(g in a for a in self._act)]
+        if silent: warnings.warn(f"GroupDiagnostics recorded no activations for layer groups {silent}: none of their hooked "
+                                 "modules ran in a recorded batch, or they returned no floating-point tensor")
 
     @property
     def lrs(self) -> np.ndarray: "LR of each group at each training batch: (batches, groups)"; return np.stack(self._lrs)
@@ -103,7 +139,9 @@ class GroupDiagnostics(Callback):
     def updates(self) -> np.ndarray: "Update-to-weight ratio of each group at the recorded batches (`rec_iters`): (records, groups)"; return torch.stack(self._upd).cpu().numpy()
     def act_stats(self, g:int) -> dict:
         "Mean, std and histogram of group `g`'s activations at the recorded batches"
-        rs = torch.stack([a[g] for a in self._act if g in a]).cpu().numpy()
+        rs = [a[g] for a in self._act if g in a]
+        if not rs: return dict(mean=np.zeros(0), std=np.zeros(0), hist=np.zeros((0, self.bins)))
+        rs = torch.stack(rs).cpu().numpy()
         return dict(mean=rs[:, 0], std=rs[:, 1], hist=rs[:, 2:])
 
 # %% ../nbs/08_diagnostics.ipynb #d336b922
@@ -150,7 +188,8 @@ def plot_updates(self:GroupDiagnostics, ax=None, figsize=(7, 4)):
 def plot_activations(self:GroupDiagnostics, figsize=None):
     "Heat map per group of its activation histogram over the recorded batches, as fastai's `ActivationStats.color_dim`"
     import matplotlib.pyplot as plt
-    gs = self.hooked
+    gs = [g for g in self.hooked if len(self.act_stats(g)['hist'])]
+    if not gs: raise ValueError("GroupDiagnostics recorded no activations to plot: fit the learner with it first")
     fig,axs = plt.subplots(1, len(gs), figsize=figsize or (3*len(gs), 3), squeeze=False)
     for ax,g in zip(axs[0], gs):
         ax.imshow(np.log1p(self.act_stats(g)['hist'].T), origin='lower', aspect='auto', cmap='viridis',

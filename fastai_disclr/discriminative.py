@@ -13,7 +13,7 @@ from fastai.torch_core import even_mults
 from fastai.optimizer import OptimWrapper
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, _Annealer
-from .unfreeze import GradualUnfreeze, stage_at, _n_groups, _in_lr_find
+from .unfreeze import GradualUnfreeze, stage_at, _n_groups, _StagedCallback
 
 # %% auto #0
 __all__ = ['group_lrs', 'sched_peak', 'DiscriminativeLR']
@@ -75,11 +75,11 @@ def _lrs(opt) -> np.ndarray:
     return np.array([h['lr'] for h in opt.hypers], dtype=float)
 
 # %% ../nbs/01_discriminative.ipynb #ccad3ed7
-class DiscriminativeLR(Callback):
+class DiscriminativeLR(_StagedCallback):
     "Give each layer group its own LR for each stage of `GradualUnfreeze`, rescaling the fit's own LR schedule"
     order,run_valid = ParamScheduler.order+1,False # after `ParamScheduler`, which sets every group's LR each batch
     def __init__(self,
-        lrs:float|slice|list|None=None, # Per stage: the top group's LR (a float) or `slice(low, high)`; one value: every stage; `None`: the fit's top-group LR
+        lrs:float|slice|list|None=None, # Per stage: the top group's LR (a float) or `slice(low, high)`; one value: every stage; `None`: the fit's own LRs
         ratio:float|callable=2.6, # For float LRs: LR of a group = LR of the group above / `ratio`; or a schedule `ratio(pct_train)`, e.g. `SchedLin(1, 2.6)`
         restart:bool=False, # Each stage runs its own cycle of the fit's schedule (lr, mom, ...), as separate `fit_one_cycle` calls do
     ):
@@ -93,12 +93,24 @@ class DiscriminativeLR(Callback):
             "A `ratio` schedule spreads float LRs; a slice fixes its own spread. Give float LRs (each stage's top LR) with a ratio schedule")
         store_attr()
 
-    def before_fit(self):
+    def _stage_lrs(self, lr, frozen_idx:int, peak:np.ndarray, n:int):
+        "Per-group LRs of a stage, and whether a `ratio` schedule spreads them"
+        if lr is None and not np.allclose(peak, peak[-1]):
+            # the fit was given per-group LRs (`fit_one_cycle(n, slice(low, high))`): keep the spread the user wrote
+            if callable(self.ratio): raise ValueError(
+                f"DiscriminativeLR got a `ratio` schedule and `lrs=None`, but this fit was given per-group LRs ({peak}): "
+                "a ratio schedule spreads one LR. Give the fit a float LR, or `lrs` as float(s)")
+            return peak,False
+        if lr is None: lr = peak[-1]
+        # a stage that trains the head alone: a float is every group's LR, as in fastai (it reaches the norm layers of
+        # frozen groups with `train_bn=True`), so fastbook's `fit_one_cycle(1, 3e-3)` head stage reads the same here
+        uniform = isinstance(lr, slice) or frozen_idx >= n-1
+        return group_lrs(lr, n, 1. if uniform or callable(self.ratio) else self.ratio),not uniform and callable(self.ratio)
+
+    def _setup(self):
         "Resolve each stage's per-group LRs against the learner's groups and the fit's schedule"
-        self.active = not _in_lr_find(self.learn)
-        if not self.active: return
         n = _n_groups(self.learn, 'DiscriminativeLR')
-        gu = next((cb for cb in self.learn.cbs if isinstance(cb, GradualUnfreeze)), None)
+        gu = next((cb for cb in self.learn.cbs if isinstance(cb, GradualUnfreeze) and cb.acting), None)
         self.starts,self.frozen_idxs = (gu.starts,gu.frozen_idxs) if gu else ([0],[self.opt.frozen_idx])
         k = len(self.starts)
         lrs = self.lrs if isinstance(self.lrs, list) else [self.lrs]*k
@@ -109,46 +121,59 @@ class DiscriminativeLR(Callback):
             + ": give one LR per stage, or a single LR for every stage")
         ps = [cb for cb in self.learn.cbs if isinstance(cb, ParamScheduler) and 'lr' in cb.scheds]
         self.scheds = dict(ps[-1].scheds) if ps else {}
-        self.sched_lr = self.scheds.pop('lr', None) # `None`: `fit` without a scheduler, at the constant LR it was given
+        self.sched_lr = self.scheds.pop('lr', None) # `None`: `fit` without a scheduler, at the LR it was given
         peak = sched_peak(self.sched_lr, n) if self.sched_lr is not None else _lrs(self.opt)
         if (peak <= 0).any(): raise ValueError(f"The fit's LR schedule never rises above 0 (peaks {peak}), so there is nothing to rescale")
         if callable(self.ratio):
             rs = [self.ratio(p) for p in np.linspace(0, 1, 101)]
             if not all(np.isfinite(r) and r > 0 for r in rs): raise ValueError(
                 f"DiscriminativeLR's `ratio` schedule must stay positive over the fit, but it gives {min(rs)} somewhere in [0, 1]")
-        self.stage_lrs = [group_lrs(peak[-1] if lr is None else lr, n, 1. if callable(self.ratio) else self.ratio) for lr in lrs]
+        stages = [self._stage_lrs(lr, fi, peak, n) for lr,fi in zip(lrs, self.frozen_idxs)]
+        self.stage_lrs = [s for s,_ in stages]
         self.scales = [t/peak for t in self.stage_lrs]
-        self.depth = np.arange(n-1, -1, -1) # groups below the top one: a ratio schedule's spread is ratio**-depth
+        # groups below the top one: a ratio schedule's spread is ratio**-depth (none in a stage it does not spread)
+        self.depths = [np.arange(n-1, -1, -1) if spread else np.zeros(n) for _,spread in stages]
         self.ends = [min(e, self.n_epoch) for e in self.starts[1:]] + [self.n_epoch]
         self.stage,self._lrs,self.stage_iters = None,[],[]
 
     def before_train(self):
         "Switch to the stage in force at this epoch"
-        if not self.active: return
+        if not self._acts(): return
         i = stage_at(self.starts, self.epoch)
         if i == self.stage: return
-        self.stage,self.scale = i,self.scales[i]
+        self.stage,self.scale,self.depth = i,self.scales[i],self.depths[i]
         self.stage_iters.append((len(self._lrs), i))
 
     def before_batch(self):
         "Set each group's LR (with `restart`, at the position in the stage's own cycle, as are the other scheduled hypers)"
-        if not self.active: return
-        if self.sched_lr is None: lr = self.stage_lrs[self.stage]
-        elif self.restart:
+        if not self.acting: return
+        if self.restart and self.sched_lr is not None:
             a,b = self.starts[self.stage],self.ends[self.stage]
             pos = ((self.epoch-a)*self.n_iter + self.iter) / ((b-a)*self.n_iter)
             for h,f in self.scheds.items(): self.opt.set_hyper(h, f(pos))
             lr = self.sched_lr(pos) * self.scale
-        # the LRs `ParamScheduler` set for this batch: evaluating fastai's schedule again costs ~10x the rest of this event
-        else: lr = _lrs(self.opt) * self.scale
+        else:
+            # the LRs in force: those `ParamScheduler` set for this batch (evaluating its schedule again costs ~10x the
+            # rest of this event), or in a fit without one the fit's LR as other callbacks left it (`ReduceLROnPlateau`)
+            self.base = _lrs(self.opt)
+            lr = self.base * self.scale
         if callable(self.ratio): lr = lr * float(self.ratio(self.pct_train))**-self.depth
         self.opt.set_hyper('lr', lr)
         self._lrs.append(lr)
 
+    def after_batch(self):
+        "In a fit without a scheduler, put back the fit's LR, so that other callbacks read and change it, not its rescaled copy"
+        if self.acting and self.sched_lr is None: self.opt.set_hyper('lr', self.base)
+
+    def after_fit(self):
+        "Drop the fit's schedule functions (closures, which `learn.export()` could not pickle); keep the records"
+        self.scheds,self.sched_lr = {},None
+        super().after_fit()
+
     @property
     def batch_lrs(self) -> np.ndarray:
-        "Each group's LR at each trained batch of the last fit: an array (batches, groups)"
-        return np.stack(self._lrs) if self._lrs else np.zeros((0, len(self.scales[0]) if hasattr(self, 'scales') else 0))
+        "Each group's LR at each trained batch of the last fit it acted in: an array (batches, groups)"
+        return np.stack(self._lrs) if getattr(self, '_lrs', None) else np.zeros((0, len(self.scales[0]) if hasattr(self, 'scales') else 0))
 
 # %% ../nbs/01_discriminative.ipynb #b432e172
 @patch

@@ -22,20 +22,40 @@ def _hf_encoder(model):
     "The first module inside `model` with `.embeddings` and `.encoder.layer` (a Hugging Face encoder), or `None`"
     return next((m for m in model.modules() if hasattr(m, 'embeddings') and hasattr(getattr(m, 'encoder', None), 'layer')), None)
 
+def _timm_model(model):
+    "The first module inside `model` with timm's `group_matcher` (fastai's `vision_learner` wraps it in `TimmBody`), or `None`"
+    return next((m for m in model.modules() if hasattr(m, 'group_matcher')), None)
+
+def _vision_body(model):
+    "The body of a fastai `vision_learner` model (`Sequential(body, head)`, the head pooling first), or `None`"
+    if not (isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[0], nn.Sequential)): return None
+    head = model[1]
+    first = head[0] if isinstance(head, nn.Sequential) and len(head) else head
+    return model[0] if isinstance(first, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) or 'Pool' in type(first).__name__ else None
+
+def _body_parts(body) -> list:
+    "A CNN body's children, the leading layers that hold no blocks (conv, norm, ...: the stem) as one part"
+    parts,stem = [],[]
+    for c in body.children():
+        if not parts and not any(True for _ in c.children()): stem.append(c)
+        else: parts.append(c)
+    return ([nn.Sequential(*stem)] if stem else []) + parts
+
 def _module_groups(model) -> list:
-    enc = _hf_encoder(model)
-    if enc is not None: parts = [enc.embeddings, *enc.encoder.layer]
-    else: parts = [c for _,c in model.named_children()]
-    groups = [list(m.parameters()) for m in parts]
+    enc,tm,body = _hf_encoder(model),_timm_model(model),_vision_body(model)
+    if enc is not None: groups = [list(m.parameters()) for m in [enc.embeddings, *enc.encoder.layer]]
+    elif tm is not None: groups = _timm_groups(tm)
+    elif body is not None: groups = [list(m.parameters()) for m in _body_parts(body)]
+    else: groups = [list(m.parameters()) for _,m in model.named_children()]
     seen = {id(p) for g in groups for p in g}
-    rest = [p for p in model.parameters() if id(p) not in seen]  # pooler and head of an encoder, direct parameters otherwise
+    rest = [p for p in model.parameters() if id(p) not in seen]  # the head (pooler and classifier), direct parameters
     return groups + [rest]
 
 def layer_splitter(
-    model:nn.Module, # A timm model, a model holding a Hugging Face encoder, or any module
+    model:nn.Module, # A timm model, a model holding one or a Hugging Face encoder (e.g. `vision_learner`'s), a `vision_learner` model, or any module
     n_groups:int|None=None, # Merge neighbouring groups into this many; `None`: one group per block
 ) -> list:
-    "Parameters of `model` in ordered layer groups, first to last: by timm's `group_matcher`, a Hugging Face encoder's layers, or the top-level children"
+    "Parameters of `model` in ordered layer groups, first to last: by timm's `group_matcher`, a Hugging Face encoder's layers, a `vision_learner` body's blocks, or the top-level children"
     groups = _timm_groups(model) if hasattr(model, 'group_matcher') else _module_groups(model)
     seen,res = set(),[]
     for g in groups:  # a tied weight stays in its first group only: a parameter can be in one optimizer group

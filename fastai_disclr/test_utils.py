@@ -13,9 +13,13 @@ from fastai.basics import Learner, DataLoaders, TfmdDL, MSELossFlat, Adam, param
 from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['groups_learner', 'GroupProbe', 'group_weights', 'GroupSnapshots', 'Interrupt']
+__all__ = ['children_splitter', 'groups_learner', 'GroupProbe', 'group_weights', 'GroupSnapshots', 'Interrupt']
 
 # %% ../nbs/97_test_utils.ipynb #48b93159
+def children_splitter(m) -> list:
+    "One layer group per child of `m` (a named function, so that a learner that uses it can be exported)"
+    return [params(g) for g in m.children()]
+
 def groups_learner(
     n_groups:int=5, # Layer groups: one `nn.Linear` each, the last one the head
     n_in:int=4, # Input features
@@ -37,7 +41,7 @@ def groups_learner(
                           TfmdDL(ds(n_valid), bs=bs, num_workers=0), device='cpu')
         def block(i, o): return nn.Sequential(nn.Linear(i, o), *([nn.BatchNorm1d(o)] if norm else []), nn.ReLU())
         model = nn.Sequential(block(n_in, hidden), *[block(hidden, hidden) for _ in range(n_groups-2)], nn.Linear(hidden, 1))
-        return Learner(dls, model, loss_func=MSELossFlat(), splitter=lambda m: [params(g) for g in m], **kwargs)
+        return Learner(dls, model, loss_func=MSELossFlat(), splitter=children_splitter, **kwargs)
 
 # %% ../nbs/97_test_utils.ipynb #712a9b9e
 class GroupProbe(Callback):

@@ -6,7 +6,7 @@ Docs: https://fastai-disclr.github.io/fastai_disclr/unfreeze.html.md"""
 
 # %% ../nbs/00_unfreeze.ipynb #96ead8c8
 from __future__ import annotations
-import numbers, warnings
+import numbers, sys, warnings
 from bisect import bisect_right
 from torch.nn.parallel import DistributedDataParallel
 from fastai.optimizer import OptimWrapper
@@ -23,13 +23,21 @@ def _n_groups(learn, who:str) -> int:
     if n < 2: raise ValueError(
         f"{who} needs a model split into layer groups, but this learner's optimizer has a single parameter group. "
         "Pass a `splitter` to the `Learner` that returns one list of parameters per group, first group first, e.g. "
-        "`Learner(dls, model, splitter=lambda m: L(m[0], m[1], m[2]).map(params))`. "
+        "`Learner(dls, model, splitter=lambda m: L(m[0], m[1], m[2]).map(params))`, or `splitter=layer_splitter`. "
         "(`vision_learner` and `text_classifier_learner` split their models already.)")
     return n
 
 def _in_lr_find(learn) -> bool:
     "True inside `lr_find`, which fastai's own callbacks (e.g. `ShowGraphCallback`) stay out of"
     return hasattr(learn, 'lr_finder') or hasattr(learn, 'gather_preds')
+
+def _in_fine_tune(learn) -> bool:
+    "True inside fastai's `fine_tune` on `learn`, which is a freeze-then-unfreeze recipe of its own"
+    f = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_name == 'fine_tune' and f.f_locals.get('self') is learn: return True
+        f = f.f_back
+    return False
 
 def _is_int(x) -> bool: return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
@@ -97,20 +105,64 @@ def apply_stage(
         if p in saved: st[p] = saved[p]
     _rewrap_ddp(learn)
 
+# %% ../nbs/00_unfreeze.ipynb #d28a1089
+class _StagedCallback(Callback):
+    "Base of `GradualUnfreeze` and `DiscriminativeLR`: decides at the first training epoch of a fit whether to act in it"
+    @property
+    def learn(self): return self.__dict__.get('_learn')
+    @learn.setter
+    def learn(self, learn):
+        # fastai sets `cb.learn` when it is given to a learner or to a fit: it acts in the next training fit
+        if learn is not None and learn is not self.__dict__.get('_learn'): self.__dict__['spent'] = False
+        self.__dict__['_learn'] = learn
+
+    def before_fit(self):
+        "Nothing yet: `validate`, `get_preds` and `summary` call `before_fit` too, and never train"
+        self.acting,self.cancelled = None,False
+
+    def _sit_out(self, why:str):
+        warnings.warn(f"{type(self).__name__} sits out this fit: {why}", stacklevel=2)
+        self.acting = False
+
+    def _acts(self) -> bool:
+        "At the fit's first training epoch, decide whether to act in it (and set up if so); later, that decision"
+        if self.acting is None:
+            # decide for (and check) every staged callback of the fit, in order, before the first of them changes anything
+            for cb in self.learn.cbs.sorted('order'):
+                if isinstance(cb, _StagedCallback) and cb.acting is None: cb._decide()
+        return self.acting
+
+    def _decide(self):
+        if _in_lr_find(self.learn): self.acting = False
+        elif _in_fine_tune(self.learn): self._sit_out(
+            "`fine_tune` is fastai's own freeze-then-unfreeze recipe. Use `fit_one_cycle(n, cbs=...)` for gradual unfreezing, "
+            "or remove the callback from the learner (`learn.remove_cb(...)`) to call `fine_tune`.")
+        elif self.__dict__.get('spent'): self._sit_out(
+            "it is attached to the learner and ran its recipe in an earlier fit, so this fit trains the learner as it is "
+            f"(groups {self.opt.frozen_idx}.. trainable) at the fit's own LRs. To run the recipe again, give it to this fit "
+            "(`fit_one_cycle(..., cbs=cb)`) after `learn.remove_cb(cb)`, or remove it and add it back.")
+        else:
+            self.acting = True
+            self._setup()
+
+    def _setup(self): pass
+    def after_cancel_fit(self): self.cancelled = True
+    def after_fit(self):
+        "A fit it acted in that ran to its end (or was cancelled by a callback) uses up a callback attached to the learner"
+        if self.acting: self.__dict__['spent'] = True
+
 # %% ../nbs/00_unfreeze.ipynb #c2010a47
-class GradualUnfreeze(Callback):
+class GradualUnfreeze(_StagedCallback):
     "Thaw the learner's layer groups on an epoch `schedule`, one stage after the other, within one fit"
-    order = ParamScheduler.order - 5 # anywhere before `DiscriminativeLR` (61), which reads the stages in `before_fit`
+    order = ParamScheduler.order - 5 # anywhere before `DiscriminativeLR` (61), which reads the stages
     def __init__(self,
         schedule:dict|None=None, # {epoch: n}: at the start of `epoch`, `learn.freeze_to(n)` (`0` unfreezes); `None`: `ulmfit_schedule`
         keep_state:bool=False, # Keep the optimizer state of groups that stay trainable (fastai's `freeze_to` clears it)
     ):
         self.schedule,self.keep_state = _check_schedule(schedule),bool(keep_state)
 
-    def before_fit(self):
-        "Check the schedule against the learner's layer groups and resolve its stages"
-        self.active = not _in_lr_find(self.learn)
-        if not self.active: return
+    def _setup(self):
+        "Check the schedule against the learner's layer groups and resolve its stages, before any weight changes"
         n = _n_groups(self.learn, 'GradualUnfreeze')
         sched = self.schedule or ulmfit_schedule(n)
         for e,k in sched.items():
@@ -127,10 +179,21 @@ class GradualUnfreeze(Callback):
 
     def before_train(self):
         "Apply the stage in force at this epoch (with `start_epoch`, the first trained epoch's)"
-        if not self.active: return
+        if not self._acts(): return
         i = stage_at(self.starts, self.epoch)
         if i == self.stage: return
         # a fit resumed in the middle of a stage keeps the (loaded) state, as the uninterrupted fit would have
         resumed = self.stage is None and self.epoch != self.starts[i]
         self.stage = i
         apply_stage(self.learn, self.frozen_idxs[i], keep_state=self.keep_state or resumed)
+
+    def after_fit(self):
+        "Warn when a fit stopped early (e.g. by `EarlyStoppingCallback`) leaves groups frozen that the schedule would have thawed"
+        if self.acting and self.cancelled and self.stage is not None:
+            last = self.frozen_idxs[stage_at(self.starts, self.n_epoch-1)]
+            k = self.opt.frozen_idx
+            if k > last: warnings.warn(
+                f"The fit stopped at epoch {self.epoch} of {self.n_epoch}, in stage {self.stage+1} of {len(self.starts)}: layer groups "
+                f"0-{k-1} are still frozen (`learn.opt.frozen_idx` is {k}), as after the same recipe by hand. A later fit trains "
+                f"only groups {k}.. unless you call `learn.unfreeze()` (or `learn.freeze_to({last})`) first.")
+        super().after_fit()

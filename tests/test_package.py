@@ -39,3 +39,17 @@ def test_demo_cli_prints_the_table_and_saves_the_plot(tmp_path):
         assert re.search(rf'^\| {re.escape(method)}\s+\| 0\.\d{{3}} \|', r.stdout, re.M), r.stdout
     png = tmp_path/'per_group_lrs.png'
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
+
+def test_readme_compatibility_table_matches_the_matrix():
+    "The README's table of learners and fastai callbacks is what tests/test_learners.py runs"
+    readme = (root/'README.md').read_text()
+    said = int(re.search(r'\((\d+) cases, CPU', readme).group(1))
+    out = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', str(root/'tests'/'test_learners.py')],
+                         capture_output=True, text=True, cwd=root).stdout
+    assert re.search(rf'^{said} tests? collected', out, re.M), (said, out[-300:])
+    table = readme.split('## With fastai\'s learners and callbacks')[1].split('\n## ')[0]
+    for learner in ['text_classifier_learner', 'vision_learner(dls, resnet18', "vision_learner(dls, 'resnet18'", 'tabular_learner', 'Learner(dls, nn.Sequential']:
+        assert learner in table, learner
+    for cb in ['SaveModelCallback', 'EarlyStoppingCallback', 'ReduceLROnPlateau', 'GradientAccumulation', 'CSVLogger', 'MixUp',
+               'summary', 'show_training_loop', 'lr_find', 'fine_tune', 'get_preds', 'validate', 'load_learner']:
+        assert f'`{cb}`' in table and re.search(rf'\b{cb}\b', (root/'tests'/'test_learners.py').read_text()), cb
