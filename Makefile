@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SYNCED := nbs fastai_disclr pyproject.toml
 
-.PHONY: demo test check-sync nbs-test pytest readme docs
+.PHONY: demo test check-sync check-outputs nbs-test pytest readme nbs docs browser-check
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py
 demo: $(STAMP)
 	$(BIN)/python -m fastai_disclr.demo
 
-test: check-sync nbs-test pytest
+test: check-sync check-outputs nbs-test pytest browser-check
 
 # nbdev's CI checks: fail if nbdev-clean or nbdev-export would change a file (notebooks clean, library in sync),
 # or if README.md is not what nbs/index.ipynb gives
@@ -29,17 +29,31 @@ check-sync: $(STAMP)
 	fi; echo "notebooks clean, library in sync with nbs/"
 	$(BIN)/python tools/nb2readme.py --check
 
+# the notebooks are stored executed: their figures, tables and API sections are the docs (`make nbs` re-executes them)
+check-outputs: $(STAMP)
+	$(BIN)/python tools/check_nbs.py
+
+nbs: $(STAMP)
+	$(BIN)/nbdev-test --n-workers 2 --save
+	$(BIN)/nbdev-clean
+	$(BIN)/python tools/nb2readme.py
+
 nbs-test: $(STAMP)
 	$(BIN)/nbdev-test --n-workers 2
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+# README.md from nbs/index.ipynb, its result tables from the notebooks' stored outputs (tools/nb2readme.py)
 readme: $(STAMP)
-	if command -v quarto >/dev/null; then $(BIN)/nbdev-readme; else $(BIN)/python tools/nb2readme.py; fi
+	$(BIN)/python tools/nb2readme.py
 
-# The docs site: nbdev-docs renders through Quarto. PyPI's quarto-cli is an sdist that downloads Quarto from GitHub
-# while it builds, so it cannot be installed on an offline machine; install Quarto (quarto.org) where that is possible.
+# The docs site, offline: nbdev's own notebook processing (nbdev.serve.proc_nbs, no Quarto), rendered by Sphinx + MyST-NB
+# into _docs/. Quarto (nbdev-docs) cannot be installed offline: PyPI's quarto-cli downloads its binaries from GitHub.
 docs: $(STAMP)
-	@command -v quarto >/dev/null || { echo "make docs needs Quarto on the PATH (https://quarto.org); pip's quarto-cli downloads it from GitHub at install time"; exit 1; }
-	$(BIN)/nbdev-docs
+	$(BIN)/python tools/build_docs.py
+
+# Every page of the built site in headless Chromium: console errors, broken links, unloaded images, missing API sections
+browser-check: docs
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then $(BIN)/python tools/check_site.py; \
+	else echo "SKIPPED the browser check of the docs site: no chromium on the PATH (apt-get install chromium)"; fi

@@ -16,13 +16,16 @@ By default fastai's DataLoader hands over the torch loop's own ready-made batche
   python benchmarks/overhead.py --quick                # the smoke run of the test suite
   python benchmarks/overhead.py --device cuda --model resnet50 --size 224 --bs 128 --opt fused --amp bf16
 """
-import argparse, statistics, time
+import argparse, statistics, sys, time
+from pathlib import Path
 from functools import partial
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from fastai.basics import Learner, DataLoaders, TfmdDL, Callback, OptimWrapper, MSELossFlat, CrossEntropyLossFlat, params, noop, set_seed
 from fastai.callback.progress import ProgressCallback
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import report
 from fastai_disclr.all import GradualUnfreeze, DiscriminativeLR, GroupDiagnostics
 
 def sync(device):
@@ -152,7 +155,11 @@ def main(argv=None):
     p.add_argument('--diagnostics', type=int, default=0, help='also run GroupDiagnostics(every=N) in the `callbacks` config (0: no)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (1: steadier timings on a shared machine)')
     p.add_argument('--quick', action='store_true', help='tiny sizes, one repeat: a smoke run')
+    p.add_argument('--out', default=None, help='also write the printed report to this file, with the command and machine (the README quotes benchmarks/results/)')
     args = p.parse_args(argv)
+    with report(args.out, markdown=False): return _run(args)
+
+def _run(args):
     if args.quick: args.hidden,args.n_in,args.n_batches,args.epochs,args.repeats = 32,16,4,2,1
     if args.model != 'mlp': args.groups = 5
     if args.device == 'cpu': torch.set_num_threads(args.threads)

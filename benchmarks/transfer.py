@@ -15,11 +15,14 @@ that chose nothing, is reported. The full grid of test accuracies is printed too
   python benchmarks/transfer.py --tasks digits  # about 8 minutes
   python benchmarks/transfer.py --quick         # the smoke run of the test suite
 """
-import argparse, time
+import argparse, sys, time
+from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 from fastai.basics import TfmdDL, set_seed
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import report
 from fastai_disclr.all import GradualUnfreeze, DiscriminativeLR
 from fastai_disclr.demo import pretrain_digits, digits_data, digits_cnn, digits_learner, target_dls
 
@@ -95,7 +98,11 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, default=None, help='seeds per method and LR (default: 5 for digits, 3 for text)')
     p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     p.add_argument('--quick', action='store_true', help='one seed, two LRs, short runs, digits only unless --tasks says otherwise: a smoke run')
+    p.add_argument('--out', default=None, help='also write the printed report to this file, with the command and machine (the README quotes benchmarks/results/)')
     args = p.parse_args(argv)
+    with report(args.out, markdown=True): return _run(args, argv)
+
+def _run(args, argv=None):
     tasks = args.tasks if not args.quick or argv and '--tasks' in argv else ['digits']
     out = {}
     for name in tasks:

