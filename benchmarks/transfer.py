@@ -4,7 +4,9 @@ Tasks: `digits` (the demo: a CNN pretrained on digits 0-4, transferred to 5-9 fr
 `text` (all-MiniLM-L6-v2 from its wheel, word polarity from VADER's human ratings; needs the dev extras).
 Methods, all with the same epochs: uniform-LR fine-tuning of every layer, fastai's `fine_tune`, the hand-written
 fastbook sequence (four `fit_one_cycle` calls, stage LRs lr x [1, 1/2, 1/4, 1/20], slices top/2.6**4..top),
-the same in one call with `restart=True` and with `restart=False`, and ULMFiT's defaults in one call.
+the same in one call with `restart=True` and with `restart=False`, ULMFiT's defaults in one call, and four stages of a
+quarter of the fit each: fixed, and ending early when the validation loss stops improving (`patience=1`), with and
+without `restore_best`.
 
 What `lr` means differs between methods (fine_tune's base LR, a stage's top LR, the one LR of every group), so
 no single LR is fair to all of them. Each method runs at every LR of the task's grid; the LR with the best mean
@@ -15,7 +17,7 @@ that chose nothing, is reported. The full grid of test accuracies is printed too
   python benchmarks/transfer.py --tasks digits  # about 8 minutes
   python benchmarks/transfer.py --quick         # the smoke run of the test suite
 """
-import argparse, sys, time
+import argparse, contextlib, io, sys, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -45,6 +47,13 @@ def one_call(restart):
         learn.fit_one_cycle(epochs, cbs=[GradualUnfreeze(dict(zip(starts, [-1, -2, -3, 0]))), DiscriminativeLR(lrs, restart=restart)])
     return _fit
 
+def stages(**kw):
+    "Four stages of a quarter of the fit each (head; -2; -3; all), the ULMFiT spread; fixed, or ending early on a plateau (`kw`)"
+    def _fit(learn, epochs, lr):
+        e = epochs//4
+        learn.fit_one_cycle(epochs, lr, cbs=[GradualUnfreeze({0: -1, e: -2, 2*e: -3, 3*e: 0}, **kw), DiscriminativeLR(ratio=2.6)])
+    return _fit
+
 METHODS = {
     'uniform LR, all layers':        lambda learn,epochs,lr: learn.fit_one_cycle(epochs, lr),
     'fine_tune':                     lambda learn,epochs,lr: learn.fine_tune(epochs-1, lr),
@@ -52,7 +61,11 @@ METHODS = {
     'one call, restart=True':        one_call(True),
     'one call, restart=False':       one_call(False),
     'one call, ULMFiT defaults':     lambda learn,epochs,lr: learn.fit_one_cycle(epochs, lr, cbs=[GradualUnfreeze(), DiscriminativeLR(ratio=2.6)]),
+    'stages, fixed':                 stages(),
+    'stages, patience=1':            stages(patience=1),
+    'stages, patience=1, restore':   stages(patience=1, restore_best=True),
 }
+PLATEAU = {'stages, patience=1': 'stages, fixed', 'stages, patience=1, restore': 'stages, fixed'}  # compared with
 
 def digits_task(quick):
     "12 epochs from 5 labels per class; the images not trained on are split into 200 for validation and the rest for test"
@@ -68,7 +81,7 @@ def digits_task(quick):
         val,tst = perm[:200],perm[200:]
         dls.loaders[1] = TfmdDL(TensorDataset(held[0][val], held[1][val]), bs=512, num_workers=0, device='cpu')
         learn = digits_learner(dls, model)
-        fit(learn, epochs, lr)
+        with contextlib.redirect_stdout(io.StringIO()): fit(learn, epochs, lr)  # the report is the tables, not each fit's own lines
         v_loss,v_acc = learn.validate()
         return float(v_acc),float(v_loss),float(learn.validate(dl=TfmdDL(TensorDataset(held[0][tst], held[1][tst]), bs=512, device='cpu'))[1])
     return dict(epochs=4 if quick else 12, lrs=[1e-2, 3e-2] if quick else [3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.], seeds=5, valid=200),run
@@ -79,7 +92,7 @@ def text_task(quick):
     data = vader_polarity()
     def run(fit, seed, epochs, lr):
         learn,tst = polarity_learner(seed, n_test=200 if quick else 800, n_valid=200, data=data)
-        fit(learn, epochs, lr)
+        with contextlib.redirect_stdout(io.StringIO()): fit(learn, epochs, lr)
         v_loss,v_acc = learn.validate()
         preds,targs = learn.get_preds(dl=tst)
         return float(v_acc),float(v_loss),float((preds.argmax(1) == targs).float().mean())
@@ -118,7 +131,7 @@ def _run(args, argv=None):
         for m,r in res.items():
             lr = select(r); a = r[lr][:, 2]
             print(f"| {m:<30} | {lr:.0e} | {r[lr][:, 0].mean():.3f} | {a.mean():.3f} | {a.std():.3f} | {a.min():.3f} | {a.max():.3f} |")
-        ones = [m for m in res if m.startswith('one call')]
+        ones = [m for m in res if m.startswith('one call')]  # the one-call forms of the fastbook sequence and ULMFiT's defaults
         if ones and any(b in res for b in BASELINES):
             # the seed fixes the labelled sample, the held-out split and the head's init: compare methods seed by seed
             best = max(ones, key=lambda m: res[m][select(res[m])][:, 0].mean())
@@ -126,6 +139,12 @@ def _run(args, argv=None):
             for b in [b for b in BASELINES if b in res]:
                 d = res[best][select(res[best])][:, 2] - res[b][select(res[b])][:, 2]
                 print(f"  - {b:<24} {d.mean():+.3f} (standard error {d.std(ddof=1)/np.sqrt(len(d)) if len(d) > 1 else float('nan'):.3f}; per seed {' '.join(f'{x:+.3f}' for x in d)})")
+        pairs = [(m, b) for m in PLATEAU if m in res for b in [PLATEAU[m]] + BASELINES if b in res]
+        if pairs:
+            print(f"\nStages that end when the validation loss stops improving, minus the same stages fixed and each baseline, each at its own picked LR: paired by seed, test accuracy")
+            for m,b in pairs:
+                d = res[m][select(res[m])][:, 2] - res[b][select(res[b])][:, 2]
+                print(f"  - {m} minus {b}: {d.mean():+.3f} (standard error {d.std(ddof=1)/np.sqrt(len(d)) if len(d) > 1 else float('nan'):.3f}; per seed {' '.join(f'{x:+.3f}' for x in d)})")
         print(f"\nMean test accuracy at every LR of the grid")
         print(f"| {'method':<30} | " + ' | '.join(f'{lr:.0e}' for lr in task['lrs']) + ' |\n|' + '-'*32 + '|' + '-------|'*len(task['lrs']))
         for m,r in res.items(): print(f"| {m:<30} | " + ' | '.join(f'{r[lr][:, 2].mean():.3f}' for lr in task['lrs']) + ' |')

@@ -11,7 +11,7 @@ from fastai.torch_core import even_mults
 from fastai.optimizer import OptimWrapper
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, _Annealer
-from .unfreeze import GradualUnfreeze, stage_at, _n_groups, _StagedCallback
+from .unfreeze import GradualUnfreeze, stage_at, ulmfit_schedule, _n_groups, _StagedCallback
 
 # %% auto #0
 __all__ = ['group_lrs', 'sched_peak', 'DiscriminativeLR']
@@ -108,7 +108,7 @@ class DiscriminativeLR(_StagedCallback):
     def _setup(self):
         "Resolve each stage's per-group LRs against the learner's groups and the fit's schedule"
         n = _n_groups(self.learn, 'DiscriminativeLR')
-        gu = next((cb for cb in self.learn.cbs if isinstance(cb, GradualUnfreeze) and cb.acting), None)
+        self.gu = gu = next((cb for cb in self.learn.cbs if isinstance(cb, GradualUnfreeze) and cb.acting), None)
         self.starts,self.frozen_idxs = (gu.starts,gu.frozen_idxs) if gu else ([0],[self.opt.frozen_idx])
         k = len(self.starts)
         lrs = self.lrs if isinstance(self.lrs, list) else [self.lrs]*k
@@ -131,22 +131,23 @@ class DiscriminativeLR(_StagedCallback):
         self.scales = [t/peak for t in self.stage_lrs]
         # groups below the top one: a ratio schedule's spread is ratio**-depth (none in a stage it does not spread)
         self.depths = [np.arange(n-1, -1, -1) if spread else np.zeros(n) for _,spread in stages]
-        self.ends = [min(e, self.n_epoch) for e in self.starts[1:]] + [self.n_epoch]
         self.stage,self._lrs,self.stage_iters = None,[],[]
 
     def before_train(self):
-        "Switch to the stage in force at this epoch"
+        "Switch to the stage `GradualUnfreeze` has in force at this epoch (with `patience`, decided during the fit)"
         if not self._acts(): return
-        i = stage_at(self.starts, self.epoch)
+        i = self.gu.stage if self.gu else 0
         if i == self.stage: return
         self.stage,self.scale,self.depth = i,self.scales[i],self.depths[i]
+        # the stage's own cycle (`restart`): over its scheduled length from its actual start, cut if it ends early
+        self.span = self.gu.stage_span() if self.gu else (0, self.n_epoch)
         self.stage_iters.append((len(self._lrs), i))
 
     def before_batch(self):
         "Set each group's LR (with `restart`, at the position in the stage's own cycle, as are the other scheduled hypers)"
         if not self.acting: return
         if self.restart and self.sched_lr is not None:
-            a,b = self.starts[self.stage],self.ends[self.stage]
+            a,b = self.span
             pos = ((self.epoch-a)*self.n_iter + self.iter) / ((b-a)*self.n_iter)
             for h,f in self.scheds.items(): self.opt.set_hyper(h, f(pos))
             lr = self.sched_lr(pos) * self.scale

@@ -5,6 +5,7 @@
 # %% ../nbs/00_unfreeze.ipynb #96ead8c8
 from __future__ import annotations
 import numbers, sys, warnings
+import numpy as np
 from bisect import bisect_right
 from torch.nn.parallel import DistributedDataParallel
 from fastai.optimizer import OptimWrapper
@@ -150,17 +151,46 @@ class _StagedCallback(Callback):
         if self.acting: self.__dict__['spent'] = True
 
 # %% ../nbs/00_unfreeze.ipynb #c2010a47
+def _unwrap(model):
+    "The module inside a `DistributedDataParallel` wrapper (which `apply_stage` replaces at each stage change)"
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+def _rank0_decides(x):
+    "`x` as rank 0 has it, in a distributed fit (else `x`): every rank takes rank 0's decision"
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()): return x
+    obj = [x]
+    dist.broadcast_object_list(obj, src=0)
+    return obj[0]
+
 class GradualUnfreeze(_StagedCallback):
-    "Thaw the learner's layer groups on an epoch `schedule`, one stage after the other, within one fit"
-    order = ParamScheduler.order - 5 # anywhere before `DiscriminativeLR` (61), which reads the stages
+    "Thaw the learner's layer groups on an epoch `schedule`, one stage after the other, within one fit; with `patience`, a stage also ends when `monitor` stops improving"
+    order = ParamScheduler.order - 5 # anywhere before `DiscriminativeLR` (61), which reads the stages; after `Recorder` (50) in `after_epoch`
     def __init__(self,
-        schedule:dict|None=None, # {epoch: n}: at the start of `epoch`, `learn.freeze_to(n)` (`0` unfreezes); `None`: `ulmfit_schedule`
+        schedule:dict|None=None, # {epoch: n}: at the start of `epoch` (with `patience`: at the latest), `learn.freeze_to(n)`; `None`: `ulmfit_schedule`
         keep_state:bool=False, # Keep the optimizer state of groups that stay trainable (fastai's `freeze_to` clears it)
+        patience:int|None=None, # End a stage after this many epochs of it without improvement of `monitor`; `None`: fixed epochs
+        monitor:str='valid_loss', # The value a stage must keep improving: `valid_loss` or a metric's name, as fastai's trackers
+        comp=None, # `np.less` or `np.greater`; `None`: `np.less` if 'loss' or 'error' is in `monitor`, as fastai's `TrackerCallback`
+        min_delta:float=0., # Improvements smaller than this do not count
+        restore_best:bool=False, # At each stage change and at the end of the fit, go back to the weights of the stage's best epoch (in memory)
     ):
         self.schedule,self.keep_state = _check_schedule(schedule),bool(keep_state)
+        if patience is not None and (not _is_int(patience) or patience < 1): raise ValueError(
+            f"GradualUnfreeze's `patience` is the number of epochs without improvement after which a stage ends: a positive integer, or None for fixed stages; got {patience!r}")
+        if restore_best and patience is None: raise ValueError(
+            "GradualUnfreeze's `restore_best=True` goes back to the best epoch of each stage, which is tracked only with `patience`: "
+            "give `patience` (e.g. `patience=2`), or drop `restore_best`")
+        if not isinstance(monitor, str) or not monitor: raise ValueError(f"GradualUnfreeze's `monitor` is the name of a recorded value such as 'valid_loss', got {monitor!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not min_delta >= 0: raise ValueError(
+            f"GradualUnfreeze's `min_delta` is the smallest change that counts as an improvement, a number >= 0; got {min_delta!r}")
+        if comp is None: comp = np.less if 'loss' in monitor or 'error' in monitor else np.greater
+        if comp is np.less: min_delta = -min_delta # as fastai's `TrackerCallback`: an improvement is `comp(value - min_delta, best)`
+        self.patience,self.monitor,self.comp,self.min_delta,self.restore_best = patience,monitor,comp,float(min_delta),bool(restore_best)
+        self.stage_log = []
 
     def _setup(self):
-        "Check the schedule against the learner's layer groups and resolve its stages, before any weight changes"
+        "Check the schedule (and the monitored value) against the learner and the fit, before any weight or freeze state changes"
         n = _n_groups(self.learn, 'GradualUnfreeze')
         sched = self.schedule or ulmfit_schedule(n)
         for e,k in sched.items():
@@ -173,20 +203,71 @@ class GradualUnfreeze(_StagedCallback):
         # stages as (first epoch, `frozen_idx`); before the first listed epoch the learner's freeze state stays in force
         stages = {0: self.opt.frozen_idx} | {e: k if k >= 0 else n+k for e,k in sched.items()}
         self.starts,self.frozen_idxs = list(stages.keys()),list(stages.values())
-        self.stage = None
+        self.lengths = [b-a for a,b in zip(self.starts, self.starts[1:])] + [None] # scheduled, the longest; the last runs to the end
+        if self.patience is not None:
+            names = list(self.recorder.metric_names[1:-1]) # fastai's `Recorder.values`: without 'epoch' and 'time'
+            if self.monitor not in names: raise ValueError(
+                f"GradualUnfreeze monitors {self.monitor!r}, which this fit does not record; it records {names}. "
+                "Give `monitor` one of those (a metric is recorded under its name, e.g. 'accuracy').")
+            self.idx = names.index(self.monitor)
+            if self.epoch > 0: raise ValueError(
+                f"GradualUnfreeze(patience={self.patience}) decides when each stage starts from the monitored values of the epochs "
+                f"before, which a fit resumed at epoch {self.epoch} does not have, so it cannot reproduce the interrupted fit's stages. "
+                "Resume with the stages that fit took, as a fixed schedule: `GradualUnfreeze(gu.actual_schedule)` of the interrupted "
+                "fit's callback (they are also in its `stage_log`, and printed at each stage change).")
+        self.stage,self.stage_log,self.plateau = None,[],False
 
-    def before_train(self):
-        "Apply the stage in force at this epoch (with `start_epoch`, the first trained epoch's)"
-        if not self._acts(): return
-        i = stage_at(self.starts, self.epoch)
-        if i == self.stage: return
+    def _new_stage(self, i:int, why:str):
+        "Start stage `i` at this epoch: restore the ending stage's best weights if asked, apply the stage, start its record"
+        prev = self.stage_log[-1] if self.stage_log else None
+        if prev is not None and self.restore_best and self.best_state is not None:
+            _unwrap(self.model).load_state_dict(self.best_state); prev['restored'] = self.best_epoch
         # a fit resumed in the middle of a stage keeps the (loaded) state, as the uninterrupted fit would have
         resumed = self.stage is None and self.epoch != self.starts[i]
-        self.stage = i
+        self.stage,self.stage_start = i,(self.starts[i] if self.stage is None else self.epoch)
         apply_stage(self.learn, self.frozen_idxs[i], keep_state=self.keep_state or resumed)
+        self.best,self.best_epoch,self.best_state,self.wait,self.plateau = None,None,None,0,False
+        self.stage_log.append(dict(stage=i, epoch=self.epoch, frozen_idx=self.frozen_idxs[i], why=why, values=[], restored=None))
+        if prev is not None and self.patience is not None:
+            print(f"Epoch {self.epoch}: stage {i+1} of {len(self.starts)} (groups {self.frozen_idxs[i]}.. trainable) starts, "
+                  + (f"as {self.monitor} did not improve for {self.patience} epoch(s): {', '.join(f'{v:.4g}' for v in prev['values'])}"
+                     if why == 'plateau' else "as scheduled")
+                  + (f"; the weights of epoch {prev['restored']} restored" if prev['restored'] is not None else ''))
+
+    def stage_span(self) -> tuple:
+        "The current stage's first epoch and the epoch its scheduled length ends at (the end of the fit for the last stage)"
+        n = self.lengths[self.stage]
+        return self.stage_start,(self.n_epoch if n is None else min(self.stage_start + n, self.n_epoch))
+
+    def before_train(self):
+        "Apply the stage in force at this epoch: the first trained epoch's, or the next one when the current stage is over"
+        if not self._acts(): return
+        if self.stage is None: return self._new_stage(stage_at(self.starts, self.epoch), 'start' if self.epoch == 0 else 'resumed')
+        if self.stage == len(self.starts)-1: return
+        if self.epoch >= self.stage_span()[1]: self._new_stage(self.stage+1, 'scheduled')
+        elif self.plateau: self._new_stage(self.stage+1, 'plateau')
+
+    def after_epoch(self):
+        "With `patience`: track the stage's best value (and weights), and whether the stage has stopped improving"
+        if not self.acting or self.patience is None or self.stage is None or not self.recorder.values: return
+        v = float(self.recorder.values[-1][self.idx])
+        self.stage_log[-1]['values'].append(v)
+        # in a distributed fit rank 0 decides, so that every rank keeps the same best epoch and changes stage at the same epoch
+        if _rank0_decides(bool(self.best is None or self.comp(v - self.min_delta, self.best))):
+            self.best,self.best_epoch,self.wait = v,self.epoch,0
+            if self.restore_best: self.best_state = {k: t.detach().clone() for k,t in _unwrap(self.model).state_dict().items()}
+        else: self.wait += 1
+        self.plateau = self.wait >= self.patience
+
+    @property
+    def actual_schedule(self) -> dict:
+        "The stages the last fit took, as a fixed `schedule` ({first epoch: `freeze_to` argument}), e.g. to resume it"
+        return {s['epoch']: s['frozen_idx'] for s in self.stage_log}
 
     def after_fit(self):
-        "Warn when a fit stopped early (e.g. by `EarlyStoppingCallback`) leaves groups frozen that the schedule would have thawed"
+        "Restore the last stage's best weights (`restore_best`); warn when a fit stopped early leaves groups frozen that the schedule would thaw"
+        if self.acting and self.restore_best and self.stage_log and self.best_state is not None:
+            _unwrap(self.model).load_state_dict(self.best_state); self.stage_log[-1]['restored'] = self.best_epoch
         if self.acting and self.cancelled and self.stage is not None:
             last = self.frozen_idxs[stage_at(self.starts, self.n_epoch-1)]
             k = self.opt.frozen_idx

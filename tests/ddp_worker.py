@@ -1,6 +1,7 @@
 """One rank of a 2-process CPU (gloo) DDP fit through fastai's `distrib_ctx`; launched by test_ddp.py with torch.distributed.run.
 
-argv: mode ('disclr': GradualUnfreeze + DiscriminativeLR; 'naive': a bare freeze_to-on-an-epoch-schedule callback), out folder.
+argv: mode ('disclr': GradualUnfreeze + DiscriminativeLR; 'patience': the same with stages that end when the validation loss
+stops improving; 'naive': a bare freeze_to-on-an-epoch-schedule callback), out folder.
 Saves this rank's final weights and each group's weights at the start of every epoch.
 """
 import sys, torch
@@ -18,6 +19,8 @@ def _broadcast_cpu(self, t, rank):
 fastai.distributed.DistributedDL._broadcast = _broadcast_cpu
 
 SCHEDULE = {0: -1, 1: -2, 2: 0}
+# with patience=1 and a min_delta no epoch beats, each stage ends after its second epoch: at 2 and 4 instead of 3 and 6
+PATIENT = dict(schedule={0: -1, 3: -2, 6: 0}, patience=1, min_delta=1e9, restore_best=True)
 
 class NaiveUnfreeze(Callback):
     "freeze_to on an epoch schedule, nothing else: what a user would write by hand"
@@ -30,9 +33,10 @@ mode,out = sys.argv[1],sys.argv[2]
 learn = groups_learner(n_groups=4, n_train=256, bs=16, seed=0)
 learn.freeze()  # as `vision_learner` leaves a model: DDP wraps it with only the head trainable
 snaps = GroupSnapshots()
-cbs = [GradualUnfreeze(SCHEDULE), DiscriminativeLR(1e-2)] if mode == 'disclr' else [NaiveUnfreeze()]
+gu = GradualUnfreeze(**PATIENT) if mode == 'patience' else GradualUnfreeze(SCHEDULE)
+cbs = [gu, DiscriminativeLR(1e-2)] if mode in ('disclr', 'patience') else [NaiveUnfreeze()]
 with learn.distrib_ctx(sync_bn=False, cpu=True):  # accelerate runs DDP on CPU processes only with cpu=True
-    learn.fit_one_cycle(4, 1e-2, cbs=cbs+[snaps])
+    learn.fit_one_cycle(8 if mode == 'patience' else 4, 1e-2, cbs=cbs+[snaps])
     world = torch.distributed.get_world_size()
-torch.save(dict(world=world, final=group_weights(learn), snaps=snaps.snaps),
+torch.save(dict(world=world, final=group_weights(learn), snaps=snaps.snaps, stage_log=gu.stage_log),
            f'{out}/{mode}_rank{rank_distrib()}.pt')

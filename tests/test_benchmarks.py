@@ -17,9 +17,11 @@ def test_overhead_quick():
 
 def test_transfer_quick():
     out = run('transfer.py', '--quick')
-    for method in ['uniform LR, all layers', 'fine_tune', 'fastbook sequence, by hand', 'one call, restart=True', 'one call, restart=False', 'one call, ULMFiT defaults']:
+    for method in ['uniform LR, all layers', 'fine_tune', 'fastbook sequence, by hand', 'one call, restart=True', 'one call, restart=False', 'one call, ULMFiT defaults',
+                   'stages, fixed', 'stages, patience=1', 'stages, patience=1, restore']:
         # the selected LR, its validation accuracy and the test accuracy; then the test accuracy at each LR of the grid
         assert re.search(rf'^\| {re.escape(method)}\s+\| \de-\d\d \| [01]\.\d{{3}} \| [01]\.\d{{3}} \|', out, re.M), out
         assert re.search(rf'^\| {re.escape(method)}\s+\| [01]\.\d{{3}} \| [01]\.\d{{3}} \|$', out, re.M), out
     rows = {m: re.findall(rf'^\| {re.escape(m)}\s+(\|.*)$', out, re.M) for m in ['fastbook sequence, by hand', 'one call, restart=True']}
     assert rows['fastbook sequence, by hand'] == rows['one call, restart=True'], rows  # the same weights, the same accuracies
+    assert re.search(r'^  - stages, patience=1, restore minus stages, fixed: [+-]\d\.\d{3} \(standard error', out, re.M), out

@@ -37,9 +37,13 @@ def fp16_run(cbs, init_scale=2.**40):
     learn.fit_one_cycle(4, 1e-2, cbs=cbs+[probe])
     return probe
 
-def test_fp16_stage_changes_do_not_restart_the_loss_scaler():
+@pytest.mark.parametrize('gu', [dict(schedule=SCHEDULE),
+    # stages that end when the validation loss stops improving (min_delta: at once), going back to each stage's best weights
+    dict(schedule={0: -1, 2: -2, 3: 0}, patience=1, min_delta=1e9, restore_best=True)], ids=['fixed', 'patience'])
+def test_fp16_stage_changes_do_not_restart_the_loss_scaler(gu):
     plain = fp16_run([])
-    staged = fp16_run([GradualUnfreeze(SCHEDULE), DiscriminativeLR(1e-2)])
+    staged = fp16_run([g := GradualUnfreeze(**gu), DiscriminativeLR(1e-2)])
+    assert len(g.stage_log) >= 3
     assert plain.skipped > 0, 'the test needs a scaler that calibrates'
     assert staged.skipped <= plain.skipped, (staged.skipped, plain.skipped)
     assert len(staged.scalers) == 1

@@ -57,7 +57,7 @@ def stage(proc: Path) -> list:
         nb, fm = json.loads(p.read_text()), fms[p]
         cells = nb['cells'][1:] if nb['cells'] and nb['cells'][0]['cell_type'] == 'raw' else nb['cells']
         head = f"# {fm.get('title', pages[p.name])}\n\n" + (f"> {fm['description']}\n" if fm.get('description') else '')
-        out = [dict(cell_type='markdown', metadata={}, source=head)]
+        out = [dict(cell_type='markdown', id='title', metadata={}, source=head)]
         for c in cells:
             src = ''.join(c['source'])
             if c['cell_type'] == 'markdown':
@@ -77,7 +77,7 @@ def stage(proc: Path) -> list:
             out.append(c)
         if pages[p.name] == 'index':
             toc = [pages[q.name] for q in nbs if pages[q.name] != 'index']
-            out.append(dict(cell_type='markdown', metadata={}, source='```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(toc) + '\n```'))
+            out.append(dict(cell_type='markdown', id='toctree', metadata={}, source='```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(toc) + '\n```'))
         keys = {'cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count', 'attachments'}
         nb['cells'] = [{k: v for k, v in c.items() if k in keys} for c in out]  # nbdev's own marks (`has_sd`) are not nbformat
         nb.setdefault('metadata', {})['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
