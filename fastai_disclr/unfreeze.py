@@ -268,6 +268,7 @@ class GradualUnfreeze(_StagedCallback):
         "Restore the last stage's best weights (`restore_best`); warn when a fit stopped early leaves groups frozen that the schedule would thaw"
         if self.acting and self.restore_best and self.stage_log and self.best_state is not None:
             _unwrap(self.model).load_state_dict(self.best_state); self.stage_log[-1]['restored'] = self.best_epoch
+            self.best_state = None # a copy of the model: not kept past the fit (nor pickled by `learn.export()`)
         if self.acting and self.cancelled and self.stage is not None:
             last = self.frozen_idxs[stage_at(self.starts, self.n_epoch-1)]
             k = self.opt.frozen_idx
