@@ -1,5 +1,5 @@
 "Write what a benchmark prints to a file as well, with the command and the machine that produced it (the README quotes these files)"
-import contextlib, io, os, platform, sys, time
+import contextlib, io, os, platform, shlex, sys, time
 from pathlib import Path
 
 @contextlib.contextmanager
@@ -15,7 +15,7 @@ def report(path, markdown:bool=True):
     with contextlib.redirect_stdout(Tee()): yield
     body = buf.getvalue().strip()
     if not markdown: body = f'```text\n{body}\n```'
-    cmd = ' '.join(['python', f'benchmarks/{Path(sys.argv[0]).name}'] + sys.argv[1:])
+    cmd = shlex.join(['python', f'benchmarks/{Path(sys.argv[0]).name}'] + sys.argv[1:])
     note = (f"Produced by `{cmd}` on {time.strftime('%Y-%m-%d')}: torch {torch.__version__.split('+')[0]}, "
             f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPU(s), Python {platform.python_version()}.")
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,8 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, default=None, help='seeds per method and LR (default: 5 for digits, 3 for text)')
     p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     p.add_argument('--quick', action='store_true', help='one seed, two LRs, short runs, digits only unless --tasks says otherwise: a smoke run')
+    p.add_argument('--epochs', type=int, default=None, help="epochs of every method (default: the task's, 12 for digits, 4 for text)")
+    p.add_argument('--lrs', type=float, nargs='+', default=None, help="the LR grid (default: the task's)")
     p.add_argument('--out', default=None, help='also write the printed report to this file, with the command and machine (the README quotes benchmarks/results/)')
     args = p.parse_args(argv)
     with report(args.out, markdown=True): return _run(args, argv)
@@ -121,6 +123,8 @@ def _run(args, argv=None):
     for name in tasks:
         t0 = time.time()
         task,run = TASKS[name](args.quick)
+        if args.epochs: task['epochs'] = args.epochs
+        if args.lrs: task['lrs'] = args.lrs
         n_seeds = 1 if args.quick else args.seeds or task['seeds']
         # res[method][lr]: (seeds, 3) array of validation accuracy, validation loss, test accuracy
         res = {m: {lr: np.array([run(METHODS[m], s, task['epochs'], lr) for s in range(n_seeds)]) for lr in task['lrs']} for m in args.methods}
