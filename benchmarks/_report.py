@@ -1,5 +1,5 @@
 "Write what a benchmark prints to a file as well, with the command and the machine that produced it (the README quotes these files)"
-import contextlib, io, os, platform, shlex, sys, time
+import contextlib, io, shlex, sys, time
 from pathlib import Path
 
 @contextlib.contextmanager
@@ -7,7 +7,7 @@ def report(path, markdown:bool=True):
     "Print as usual; if `path`, also write the printed text there (in a text block unless `markdown`), with its provenance"
     if not path:
         yield; return
-    import torch
+    from fastai_disclr.test_utils import provenance
     buf, out = io.StringIO(), sys.stdout
     class Tee(io.TextIOBase):
         def write(self, s): out.write(s); buf.write(s); return len(s)
@@ -16,7 +16,6 @@ def report(path, markdown:bool=True):
     body = buf.getvalue().strip()
     if not markdown: body = f'```text\n{body}\n```'
     cmd = shlex.join(['python', f'benchmarks/{Path(sys.argv[0]).name}'] + sys.argv[1:])
-    note = (f"Produced by `{cmd}` on {time.strftime('%Y-%m-%d')}: torch {torch.__version__.split('+')[0]}, "
-            f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPU(s), Python {platform.python_version()}.")
+    note = provenance(f"Produced by `{cmd}` on {time.strftime('%Y-%m-%d')}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(body + '\n\n' + note + '\n')

@@ -105,6 +105,12 @@ def select(res):
     "The LR with the best mean validation accuracy over the seeds, then the lowest mean validation loss"
     return max(res, key=lambda lr: (res[lr][:, 0].mean().round(6), -res[lr][:, 1].mean()))
 
+def paired(res, m, b) -> str:
+    "Test accuracy of method `m` minus `b`, each at its own picked LR, seed by seed: mean (standard error; per seed)"
+    d = res[m][select(res[m])][:, 2] - res[b][select(res[b])][:, 2]
+    se = d.std(ddof=1)/np.sqrt(len(d)) if len(d) > 1 else float('nan')
+    return f"{d.mean():+.3f} (standard error {se:.3f}; per seed {' '.join(f'{x:+.3f}' for x in d)})"
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
@@ -141,14 +147,12 @@ def _run(args, argv=None):
             best = max(ones, key=lambda m: res[m][select(res[m])][:, 0].mean())
             print(f"\nOne call, the variant with the best validation accuracy ({best}), minus each baseline: paired by seed, test accuracy")
             for b in [b for b in BASELINES if b in res]:
-                d = res[best][select(res[best])][:, 2] - res[b][select(res[b])][:, 2]
-                print(f"  - {b:<24} {d.mean():+.3f} (standard error {d.std(ddof=1)/np.sqrt(len(d)) if len(d) > 1 else float('nan'):.3f}; per seed {' '.join(f'{x:+.3f}' for x in d)})")
+                print(f"  - {b:<24} {paired(res, best, b)}")
         pairs = [(m, b) for m in PLATEAU if m in res for b in [PLATEAU[m]] + BASELINES if b in res]
         if pairs:
             print(f"\nStages that end when the validation loss stops improving, minus the same stages fixed and each baseline, each at its own picked LR: paired by seed, test accuracy")
             for m,b in pairs:
-                d = res[m][select(res[m])][:, 2] - res[b][select(res[b])][:, 2]
-                print(f"  - {m} minus {b}: {d.mean():+.3f} (standard error {d.std(ddof=1)/np.sqrt(len(d)) if len(d) > 1 else float('nan'):.3f}; per seed {' '.join(f'{x:+.3f}' for x in d)})")
+                print(f"  - {m} minus {b}: {paired(res, m, b)}")
         print(f"\nMean test accuracy at every LR of the grid")
         print(f"| {'method':<30} | " + ' | '.join(f'{lr:.0e}' for lr in task['lrs']) + ' |\n|' + '-'*32 + '|' + '-------|'*len(task['lrs']))
         for m,r in res.items(): print(f"| {m:<30} | " + ' | '.join(f'{r[lr][:, 2].mean():.3f}' for lr in task['lrs']) + ' |')

@@ -186,11 +186,11 @@ def plot_updates(self:GroupDiagnostics, ax=None, figsize=(7, 4)):
 def plot_activations(self:GroupDiagnostics, figsize=None):
     "Heat map per group of its activation histogram over the recorded batches, as fastai's `ActivationStats.color_dim`"
     import matplotlib.pyplot as plt
-    gs = [g for g in self.hooked if len(self.act_stats(g)['hist'])]
-    if not gs: raise ValueError("GroupDiagnostics recorded no activations to plot: fit the learner with it first")
-    fig,axs = plt.subplots(1, len(gs), figsize=figsize or (3*len(gs), 3), squeeze=False)
-    for ax,g in zip(axs[0], gs):
-        ax.imshow(np.log1p(self.act_stats(g)['hist'].T), origin='lower', aspect='auto', cmap='viridis',
+    stats = {g: s for g in self.hooked if len((s := self.act_stats(g))['hist'])}
+    if not stats: raise ValueError("GroupDiagnostics recorded no activations to plot: fit the learner with it first")
+    fig,axs = plt.subplots(1, len(stats), figsize=figsize or (3*len(stats), 3), squeeze=False)
+    for ax,(g,s) in zip(axs[0], stats.items()):
+        ax.imshow(np.log1p(s['hist'].T), origin='lower', aspect='auto', cmap='viridis',
                   extent=(0, len(self.rec_iters), *self.hist_range))
         ax.set_title(f'group {g}', fontsize=9); ax.set_xlabel('record')
     axs[0][0].set_ylabel('activation')

@@ -11,7 +11,7 @@ from fastai.torch_core import even_mults
 from fastai.optimizer import OptimWrapper
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, _Annealer
-from .unfreeze import GradualUnfreeze, stage_at, ulmfit_schedule, _n_groups, _StagedCallback
+from .unfreeze import GradualUnfreeze, _n_groups, _StagedCallback
 
 # %% auto #0
 __all__ = ['group_lrs', 'sched_peak', 'DiscriminativeLR']

@@ -28,7 +28,7 @@ def _n_groups(learn, who:str) -> int:
 
 def _in_lr_find(learn) -> bool:
     "True inside `lr_find`, which fastai's own callbacks (e.g. `ShowGraphCallback`) stay out of"
-    return hasattr(learn, 'lr_finder') or hasattr(learn, 'gather_preds')
+    return hasattr(learn, 'lr_finder')
 
 def _in_fine_tune(learn) -> bool:
     "True inside fastai's `fine_tune` on `learn`, which is a freeze-then-unfreeze recipe of its own"
