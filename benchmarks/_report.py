@@ -7,7 +7,7 @@ def report(path, markdown:bool=True):
     "Print as usual; if `path`, also write the printed text there (in a text block unless `markdown`), with its provenance"
     if not path:
         yield; return
-    from fastai_disclr.test_utils import provenance
+    from fastai_disclr_examples.docs import provenance
     buf, out = io.StringIO(), sys.stdout
     class Tee(io.TextIOBase):
         def write(self, s): out.write(s); buf.write(s); return len(s)

@@ -22,11 +22,11 @@ from functools import partial
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
-from fastai.basics import Learner, DataLoaders, TfmdDL, Callback, OptimWrapper, MSELossFlat, CrossEntropyLossFlat, params, noop, set_seed
-from fastai.callback.progress import ProgressCallback
+from fastai.basics import Learner, DataLoaders, TfmdDL, Callback, OptimWrapper, MSELossFlat, CrossEntropyLossFlat, params, set_seed
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import report
 from fastai_disclr.all import GradualUnfreeze, DiscriminativeLR, GroupDiagnostics
+from fastai_disclr.test_utils import quiet
 
 def sync(device):
     if device.startswith('cuda'): torch.cuda.synchronize()
@@ -75,7 +75,7 @@ def learner(args, data):
     kw = dict(opt_func=opt_func(args)) if args.opt != 'fastai' else {}
     learn = Learner(dls, make_model(args).to(args.device), loss_func=MSELossFlat() if args.model == 'mlp' else CrossEntropyLossFlat(),
                     splitter=lambda m: [params(g) for g in m], **kw)
-    learn.remove_cb(ProgressCallback); learn.logger = noop
+    quiet(learn)
     if args.amp == 'bf16': learn.to_bf16()
     elif args.amp == 'fp16': learn.to_fp16()
     return learn

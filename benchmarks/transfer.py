@@ -21,12 +21,10 @@ import argparse, contextlib, io, sys, time
 from pathlib import Path
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
-from fastai.basics import TfmdDL, set_seed
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import report
 from fastai_disclr.all import GradualUnfreeze, DiscriminativeLR
-from fastai_disclr.demo import pretrain_digits, digits_data, digits_cnn, digits_learner, target_dls
+from fastai_disclr_examples.digits import pretrain_digits, transfer
 
 STAGE_MULTS = [1, 1/2, 1/4, 1/20]  # fastbook's ULMFiT stages: 2e-2, 1e-2, 5e-3, 1e-3
 
@@ -70,25 +68,15 @@ PLATEAU = {'stages, patience=1': 'stages, fixed', 'stages, patience=1, restore':
 def digits_task(quick):
     "12 epochs from 5 labels per class; the images not trained on are split into 200 for validation and the rest for test"
     pre = pretrain_digits(epochs=1 if quick else 10)
-    x,y = digits_data()
     def run(fit, seed, epochs, lr):
-        set_seed(seed)
-        model = digits_cnn()
-        model.load_state_dict(pre['body'], strict=False)
-        dls = target_dls(seed=seed)
-        held = dls.valid.dataset.tensors
-        perm = torch.randperm(len(held[0]), generator=torch.Generator().manual_seed(seed))
-        val,tst = perm[:200],perm[200:]
-        dls.loaders[1] = TfmdDL(TensorDataset(held[0][val], held[1][val]), bs=512, num_workers=0, device='cpu')
-        learn = digits_learner(dls, model)
-        with contextlib.redirect_stdout(io.StringIO()): fit(learn, epochs, lr)  # the report is the tables, not each fit's own lines
-        v_loss,v_acc = learn.validate()
-        return float(v_acc),float(v_loss),float(learn.validate(dl=TfmdDL(TensorDataset(held[0][tst], held[1][tst]), bs=512, device='cpu'))[1])
+        with contextlib.redirect_stdout(io.StringIO()):  # the report is the tables, not each fit's own lines
+            r = transfer(fit, pre['body'], seed=seed, epochs=epochs, lr=lr)
+        return r['valid'],r['valid_loss'],r['test']
     return dict(epochs=4 if quick else 12, lrs=[1e-2, 3e-2] if quick else [3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.], seeds=5, valid=200),run
 
 def text_task(quick):
     "4 epochs from 200 labelled words; 200 other words for validation, 800 more for test"
-    from fastai_disclr.text_task import vader_polarity, polarity_learner
+    from fastai_disclr_examples.text_task import vader_polarity, polarity_learner
     data = vader_polarity()
     def run(fit, seed, epochs, lr):
         learn,tst = polarity_learner(seed, n_test=200 if quick else 800, n_valid=200, data=data)

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/98_all.ipynb #2303fe4c
-from . import unfreeze, discriminative, splitters, diagnostics
+# %% ../nbs/98_all.ipynb #3cb7a8d3
+import fastai_disclr.unfreeze as unfreeze, fastai_disclr.discriminative as discriminative, fastai_disclr.splitters as splitters, fastai_disclr.diagnostics as diagnostics
 from .unfreeze import *
 from .discriminative import *
 from .splitters import *

@@ -9,7 +9,7 @@ from fastai.basics import Callback
 from fastai.distributed import rank_distrib
 import fastai.distributed
 from fastai_disclr.all import *
-from fastai_disclr.test_utils import groups_learner, GroupSnapshots, group_weights
+from fastai_disclr.test_utils import groups_learner, GroupProbe, group_weights
 
 def _broadcast_cpu(self, t, rank):
     "fastai's `DistributedDL._broadcast` moves the index tensor to CUDA for nccl; with gloo on CPU it stays on the CPU"
@@ -32,11 +32,11 @@ class NaiveUnfreeze(Callback):
 mode,out = sys.argv[1],sys.argv[2]
 learn = groups_learner(n_groups=4, n_train=256, bs=16, seed=0)
 learn.freeze()  # as `vision_learner` leaves a model: DDP wraps it with only the head trainable
-snaps = GroupSnapshots()
+snaps = GroupProbe(weights=True)
 gu = GradualUnfreeze(**PATIENT) if mode == 'patience' else GradualUnfreeze(SCHEDULE)
 cbs = [gu, DiscriminativeLR(1e-2)] if mode in ('disclr', 'patience') else [NaiveUnfreeze()]
 with learn.distrib_ctx(sync_bn=False, cpu=True):  # accelerate runs DDP on CPU processes only with cpu=True
     learn.fit_one_cycle(8 if mode == 'patience' else 4, 1e-2, cbs=cbs+[snaps])
     world = torch.distributed.get_world_size()
-torch.save(dict(world=world, final=group_weights(learn), snaps=snaps.snaps, stage_log=gu.stage_log),
+torch.save(dict(world=world, final=group_weights(learn), snaps=snaps.start, stage_log=gu.stage_log),
            f'{out}/{mode}_rank{rank_distrib()}.pt')

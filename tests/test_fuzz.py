@@ -3,8 +3,6 @@ or refused with a ValueError before any weight changes, leaving a learner that a
 import math, warnings
 import numpy as np, torch
 from hypothesis import given, settings, event, strategies as st, HealthCheck
-from fastai.callback.progress import ProgressCallback
-from fastai.basics import noop
 from fastai_disclr.all import *
 from fastai_disclr.test_utils import groups_learner, GroupProbe
 
@@ -46,7 +44,6 @@ def test_accepted_and_trained_as_documented_or_refused_before_any_change(n, n_ep
     ok,stages = oracle(n, sched, use_gu, lrs, ratio)
     event('accepted and trained' if ok else 'refused')
     learn = groups_learner(n_groups=n, n_train=32)
-    learn.remove_cb(ProgressCallback); learn.logger = noop
     w0 = [p.detach().clone() for p in learn.model.parameters()]
     probe = GroupProbe()
     refused = None

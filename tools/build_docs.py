@@ -88,13 +88,17 @@ def stage(proc: Path) -> list:
     icon = Image.new('RGBA', (32, 32), (0, 0, 0, 0)); d = ImageDraw.Draw(icon)
     for i, c in enumerate([(68, 1, 84), (59, 82, 139), (33, 145, 140), (187, 223, 39)]): d.rectangle([2+7*i, 26-6*i, 7+7*i, 30], fill=c)
     icon.save(SRC/'_static'/'favicon.png')
+    (SRC/'_static'/'wrap.css').write_text('article pre { white-space: pre-wrap; overflow-wrap: anywhere; }\n'
+                                          'article table code { white-space: normal; overflow-wrap: anywhere; }\n')
     return [pages[p.name] for p in nbs]
 
 CONF = '''
 project = "fastai_disclr"
+author = copyright = "the fastai_disclr developers"
 extensions = ["myst_nb"]
 nb_execution_mode = "off"            # the notebooks are stored executed: their outputs are the pages
 nb_output_stderr = "remove"          # warnings belong in the tests, not the pages
+nb_render_markdown_format = "myst"   # Markdown outputs (result and parameter tables) as Markdown with tables, not CommonMark
 myst_all_links_external = True       # links are already resolved to the built pages by tools/build_docs.py
 myst_enable_extensions = ["colon_fence"]
 html_theme = "furo"
@@ -103,7 +107,9 @@ html_show_sourcelink = False
 html_permalinks_icon = "#"
 html_favicon = "_static/favicon.png"
 html_static_path = ["_static"]
+html_css_files = ["wrap.css"]         # long lines of code and output wrap, so that no text is cut off at a box's edge
 exclude_patterns = ["_build"]
+html_use_index = False               # an index Sphinx would leave empty: the API page (98_all) lists every public name
 '''
 
 def main():

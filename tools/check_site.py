@@ -5,7 +5,9 @@ section), an image that did not load (`naturalWidth == 0`), or a public name of 
 Saves screenshots of the home page and the `DiscriminativeLR` page to _docs_check/. Drives Chromium through the
 DevTools protocol (no browser download: Debian's `chromium`).
 """
-import base64, functools, http.server, json, os, re, shutil, socketserver, subprocess, sys, tempfile, threading, time
+import base64, functools, http.server, json, os, re, shutil, socketserver, subprocess, sys, tempfile, threading, time, warnings
+warnings.filterwarnings('ignore', category=DeprecationWarning)  # websockets' own, about its connection API
+warnings.filterwarnings('ignore', category=FutureWarning)  # torch's own (`torch.jit.script`), raised when fastai imports
 from pathlib import Path
 from urllib.parse import urlparse, unquote
 from websockets.sync.client import connect
@@ -63,6 +65,20 @@ PAGE_STATE = '''(() => ({
   ids: [...document.querySelectorAll('[id]')].map(e => e.id),
   nav: document.querySelectorAll('.sidebar-tree a.reference').length,
   title: document.title,
+  // Markdown a renderer left as text: a table's rows, bold marks, code fences inside a paragraph or list item
+  raw_md: [...document.querySelectorAll('article p, article li')]
+            .map(e => { const c = e.cloneNode(true); c.querySelectorAll('code, pre').forEach(x => x.remove()); return c.textContent; })
+            .filter(t => /\|\s*:?-{3,}:?\s*\|/.test(t) || /^\s*\|.*\|\s*$/m.test(t) || /\*\*\S/.test(t) || t.includes('```'))
+            .map(t => t.slice(0, 80)),
+  // text cut off by its box: code blocks, outputs and tables wider than the page's column
+  cut: [...document.querySelectorAll('article pre, article table, article .cell_output')]
+         .filter(e => e.scrollWidth > e.clientWidth + 8 || e.getBoundingClientRect().right > document.querySelector('article').getBoundingClientRect().right + 8)
+         .map(e => e.textContent.trim().slice(0, 80)),
+  // each API section: its heading's id and the signature shown under it
+  sections: Object.fromEntries([...document.querySelectorAll('article section[id]')].map(s => {
+      const pre = s.querySelector('pre'); return [s.id, pre ? pre.textContent : ''];
+  })),
+  index_entries: document.querySelectorAll('table.indextable td, .genindex-jumpbox a').length,
 }))()'''
 
 def errors_of(events):
@@ -75,6 +91,18 @@ def errors_of(events):
         elif m == 'Runtime.exceptionThrown': out.append('exception: ' + p['exceptionDetails'].get('text', '') + ' ' + str(p['exceptionDetails'].get('exception', {}).get('description', '')))
         elif m == 'Log.entryAdded' and p['entry'].get('level') == 'error': out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
         elif m == 'Network.loadingFailed' and not p.get('canceled'): out.append(f"failed to load: {p.get('errorText')} ({p.get('type')})")
+    return out
+
+def properties():
+    "(page, section id, name) of the public names that are properties: read as attributes, never called"
+    import importlib, inspect
+    out = []
+    for page, sid, name in api_names():
+        if '.' not in name: continue
+        cls, attr = name.split('.', 1)
+        for mod in ('unfreeze', 'discriminative', 'splitters', 'diagnostics'):
+            o = getattr(importlib.import_module(f'fastai_disclr.{mod}'), cls, None)
+            if o is not None and isinstance(inspect.getattr_static(o, attr, None), property): out.append((page, sid, name))
     return out
 
 def api_names():
@@ -92,7 +120,9 @@ def api_names():
             short = name[len(mod)+1:]
             parts = short.split('.')
             if parts[0] not in public or any(p.startswith('_') for p in parts): continue
-            if len(parts) > 1 and (parts[-1] in _events or parts[-1] == 'forward'): continue
+            # callback events and `FitCallback`'s hooks are fastai's to call: the base class documents the hooks once
+            hooks = {'forward', 'setup', 'finish', 'learn'} if parts[0] != 'FitCallback' else {'learn'}
+            if len(parts) > 1 and (parts[-1] in _events or parts[-1] in hooks): continue
             out.append((link.split('#')[0], make_id(short), short))
     return out
 
@@ -105,6 +135,8 @@ def serve(directory):
     return httpd, f'http://127.0.0.1:{httpd.server_address[1]}'
 
 def main():
+    global SITE
+    if '--site' in sys.argv: SITE = Path(sys.argv[sys.argv.index('--site')+1]).resolve()  # another build, e.g. an older one
     if not (SITE/'index.html').exists(): sys.exit('no site in _docs/: run `make docs` first')
     exe = shutil.which('chromium') or shutil.which('chromium-browser')
     if not exe: sys.exit('no chromium on the PATH')
@@ -132,6 +164,9 @@ def main():
             problems += [f'{page}: {e}' for e in errors_of(cdp.events)]
             problems += [f'{page}: image did not load: {src}' for src in st['images']]
             if page not in ('search.html', 'genindex.html') and st['nav'] < 5: problems.append(f'{page}: no navigation bar')
+            problems += [f'{page}: Markdown left as text: {t!r}' for t in st['raw_md']]
+            problems += [f'{page}: text cut off by its box (wider than the page): {t!r}' for t in st['cut']]
+            if page == 'genindex.html' and st['index_entries'] == 0: problems.append(f'{page}: an empty index')
             if page == 'discriminative.html': shot(cdp, 'discriminative.png')
             if page == 'index.html': shot(cdp, 'index.png')
         ids = {p: set(s['ids']) for p, s in states.items()}
@@ -147,6 +182,15 @@ def main():
         for pg, sid, name in names:
             if pg not in ids: problems.append(f'{name}: its page {pg} is not in the site')
             elif sid not in ids[pg]: problems.append(f'{name}: no API section on {pg} (#{sid})')
+        for pg, sid, name in properties():
+            sig = states.get(pg, {}).get('sections', {}).get(sid, '')
+            short = name.split('.')[-1]
+            if re.search(rf'\bdef\b|\b{short}\s*\(', sig): problems.append(f'{name}: a property shown as a method on {pg}: {sig.strip()[:60]!r}')
+        ref = states.get('all.html')
+        if ref is None: problems.append('all.html: no API reference page')
+        else:
+            linked = {unquote(urlparse(h).fragment) for h in ref['links']}
+            problems += [f'all.html: the API reference lists no {name}' for pg, sid, name in names if '.' not in name and sid not in linked]
         if problems: sys.exit(f'{len(problems)} problem(s) in the docs site:\n  ' + '\n  '.join(problems))
         n_links = sum(len(s['links']) for s in states.values())
         print(f'docs site: {len(pages)} pages opened in Chromium, {n_links} links and the API sections of {len(names)} public names '
