@@ -60,6 +60,8 @@ class TableRenderer:
         self.nm = name or qual_name(self.sym)
         self.title_level = title_level
         self.tbl = None if self.prop else DocmentTbl(self.sym)
+        for d in (self.tbl.dm.values() if self.tbl is not None else []): # a comment over several lines: one cell
+            if isinstance(d['docment'], str): d['docment'] = ' '.join(d['docment'].split())
 
     def _sig(self) -> str:
         import inspect

@@ -1,6 +1,7 @@
 """The ULMFiT recipe in one call on all-MiniLM-L6-v2 (a pretrained 6-layer transformer that installs with its weights), on human-rated word polarity from VADER; tested on other words and on emoticons"""
 
-__all__ = ['model_path', 'tokenizer', 'vader_polarity', 'MiniLMClassifier', 'polarity_learner', 'emoticons_dl']
+__all__ = ['model_path', 'tokenizer', 'vader_polarity', 'MiniLMClassifier', 'polarity_split', 'polarity_learner', 'TEMPLATES',
+           'sentences_dl', 'emoticons_dl']
 
 import os
 from functools import cache
@@ -51,6 +52,11 @@ class MiniLMClassifier(nn.Module):
         h = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         return self.head((h*mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
 
+def polarity_split(seed:int, n:int, n_train:int=200, n_valid:int=64, n_test:int=800) -> tuple:
+    "Indices of the words to train on, to validate on and to test on, drawn by `seed` from `n` words"
+    idx = np.random.RandomState(seed).permutation(n)
+    return idx[:n_train],idx[n_train:n_train+n_valid],idx[n_train+n_valid:n_train+n_valid+n_test]
+
 def polarity_learner(
     seed:int, # The words drawn, and the head's initialisation
     n_train:int=200, # Labelled words to train on
@@ -61,13 +67,27 @@ def polarity_learner(
     "A learner on `n_train` random labelled words (8 layer groups), validated on `n_valid` others; it and a test DataLoader of `n_test` more"
     x,y = data if data is not None else vader_polarity()
     set_seed(seed)
-    idx = np.random.RandomState(seed).permutation(len(y))
-    trn,val,tst = idx[:n_train],idx[n_train:n_train+n_valid],idx[n_train+n_valid:n_train+n_valid+n_test]
+    trn,val,tst = polarity_split(seed, len(y), n_train, n_valid, n_test)
     dls = DataLoaders(TfmdDL(TensorDataset(x[trn], y[trn]), bs=32, shuffle=True), TfmdDL(TensorDataset(x[val], y[val]), bs=64), device='cpu')
     learn = Learner(dls, MiniLMClassifier(), loss_func=CrossEntropyLossFlat(), metrics=accuracy, splitter=layer_splitter)
     return quiet(learn),TfmdDL(TensorDataset(x[tst], y[tst]), bs=400)
 
+TEMPLATES = ("i would call it {}.", "the film was {}, from start to end.", "honestly, {}.", "everyone said it was {}.")
+
+def sentences_dl(
+    seed:int, # As for `polarity_learner`: the same test words
+    n_train:int=200, n_test:int=800, n_valid:int=64,
+    min_abs:float=1.0, # As for `vader_polarity`
+) -> TfmdDL:
+    """The test words of `polarity_learner(seed, ...)`, each in a neutral sentence (`TEMPLATES`, in turn) with its word's label:
+    items of another kind than the single words trained on, rated by the same people"""
+    words = vader_words(min_abs)
+    _,_,tst = polarity_split(seed, len(words), n_train, n_valid, n_test)
+    texts = [TEMPLATES[i % len(TEMPLATES)].format(words[j][0]) for i,j in enumerate(tst)]
+    x = torch.tensor(tokenizer()(texts, padding='max_length', max_length=16, truncation=True)['input_ids'])
+    return TfmdDL(TensorDataset(x, torch.tensor([int(words[j][1] > 0) for j in tst])), bs=400)
+
 def emoticons_dl(max_length:int=12) -> TfmdDL:
-    "A test DataLoader of VADER's rated emoticons: items of another kind than the words trained on (0.4 of them negative)"
+    "A test DataLoader of VADER's rated emoticons (':-)', '</3', ...), 244 of them, 0.57 positive"
     x,y = vader_polarity(max_length=max_length, alpha=False)
     return TfmdDL(TensorDataset(x, y), bs=400)

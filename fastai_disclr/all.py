@@ -5,10 +5,12 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/98_all.ipynb #3cb7a8d3
-import fastai_disclr.unfreeze as unfreeze, fastai_disclr.discriminative as discriminative, fastai_disclr.splitters as splitters, fastai_disclr.diagnostics as diagnostics
+# %% ../nbs/98_all.ipynb #a3aeb8a1
+import fastai_disclr.unfreeze as unfreeze, fastai_disclr.discriminative as discriminative, fastai_disclr.find as find
+import fastai_disclr.splitters as splitters, fastai_disclr.diagnostics as diagnostics
 from .unfreeze import *
 from .discriminative import *
+from .find import *
 from .splitters import *
 from .diagnostics import *
-__all__ = unfreeze.__all__ + discriminative.__all__ + splitters.__all__ + diagnostics.__all__
+__all__ = unfreeze.__all__ + discriminative.__all__ + find.__all__ + splitters.__all__ + diagnostics.__all__

@@ -1,7 +1,8 @@
 """One rank of a 2-process CPU (gloo) DDP fit through fastai's `distrib_ctx`; launched by test_ddp.py with torch.distributed.run.
 
 argv: mode ('disclr': GradualUnfreeze + DiscriminativeLR; 'patience': the same with stages that end when the validation loss
-stops improving; 'naive': a bare freeze_to-on-an-epoch-schedule callback), out folder.
+stops improving; 'find': LRs from a range test at each stage, spread by the gradients; 'naive': a bare
+freeze_to-on-an-epoch-schedule callback), out folder.
 Saves this rank's final weights and each group's weights at the start of every epoch.
 """
 import sys, torch
@@ -34,9 +35,12 @@ learn = groups_learner(n_groups=4, n_train=256, bs=16, seed=0)
 learn.freeze()  # as `vision_learner` leaves a model: DDP wraps it with only the head trainable
 snaps = GroupProbe(weights=True)
 gu = GradualUnfreeze(**PATIENT) if mode == 'patience' else GradualUnfreeze(SCHEDULE)
-cbs = [gu, DiscriminativeLR(1e-2)] if mode in ('disclr', 'patience') else [NaiveUnfreeze()]
+# 'find': an LR range test at each stage, on each rank's own batches; every rank must take rank 0's pick
+dlr = DiscriminativeLR(['find']*3, ratio='grad', finder=LRRangeTest(num_it=12)) if mode == 'find' else DiscriminativeLR(1e-2)
+cbs = [gu, dlr] if mode in ('disclr', 'patience', 'find') else [NaiveUnfreeze()]
 with learn.distrib_ctx(sync_bn=False, cpu=True):  # accelerate runs DDP on CPU processes only with cpu=True
     learn.fit_one_cycle(8 if mode == 'patience' else 4, 1e-2, cbs=cbs+[snaps])
     world = torch.distributed.get_world_size()
-torch.save(dict(world=world, final=group_weights(learn), snaps=snaps.start, stage_log=gu.stage_log),
+torch.save(dict(world=world, final=group_weights(learn), snaps=snaps.start, stage_log=gu.stage_log,
+                picks=[float(r['lr']) for r in dlr.found], lrs=torch.as_tensor(dlr.batch_lrs)),
            f'{out}/{mode}_rank{rank_distrib()}.pt')

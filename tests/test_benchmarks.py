@@ -1,8 +1,11 @@
-"Smoke runs of the benchmarks (tiny sizes), so that they keep working; the figures are not checked, only that they come out."
-import re, subprocess, sys
+"Smoke runs of the benchmarks (tiny sizes), so that they keep working: the tables come out whole and add up; the figures are not checked"
+import json, re, subprocess, sys
 from pathlib import Path
+import pytest
 
 root = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(root/'benchmarks'))
+NUM = r'[\d.]+'
 
 def run(script, *args):
     r = subprocess.run([sys.executable, str(root/'benchmarks'/script), *args], capture_output=True, text=True, timeout=600)
@@ -10,18 +13,54 @@ def run(script, *args):
     return r.stdout
 
 def test_overhead_quick():
+    from overhead import CONFIGS
     out = run('overhead.py', '--quick')
+    for opt in ['fastai Adam', 'torch AdamW foreach']:
+        for cfg in CONFIGS:
+            # groups, optimizer, callbacks; step time; ours min/median/max; share min/median/max; fastai's own; floor
+            row = rf'^\| \d+ \| {re.escape(opt)} \| {re.escape(cfg)} \| {NUM} \| {NUM} / {NUM} / {NUM} \| {NUM} / {NUM} / {NUM} \| {NUM} / {NUM} / {NUM} \| {NUM} \|$'
+            assert len(re.findall(row, out, re.M)) == 2, (opt, cfg, out)  # one row for each of the two group counts
+        assert len(re.findall(rf'^  - \d+ groups, {re.escape(opt)}: \d+ batches, {NUM} s a stage, = \d+ training batches', out, re.M)) == 2, out
+
+def test_overhead_end_to_end_quick():
+    out = run('overhead.py', '--quick', '--end-to-end')
     assert re.search(r'callbacks / plain training time: min [\d.]+  median [\d.]+  max [\d.]+', out), out
     assert re.search(r'time inside the callbacks per training batch: .* us = [\d.]+% of the plain training time', out), out
-    assert len(re.findall(r'epoch \d: plain +\d+ +staged +\d+', out)) == 2, out
+    epochs = re.findall(r'epoch \d: plain +\d+ +staged +\d+ +\((\d)/(\d) groups trainable', out)
+    assert [int(k) for k,_ in epochs] == [1, 2, 3, 4, 5] and {n for _,n in epochs} == {'5'}, out  # ULMFiT thaws a group an epoch
 
-def test_transfer_quick():
-    out = run('transfer.py', '--quick')
-    for method in ['uniform LR, all layers', 'fine_tune', 'fastbook sequence, by hand', 'one call, restart=True', 'one call, restart=False', 'one call, ULMFiT defaults',
-                   'stages, fixed', 'stages, patience=1', 'stages, patience=1, restore']:
-        # the selected LR, its validation accuracy and the test accuracy; then the test accuracy at each LR of the grid
-        assert re.search(rf'^\| {re.escape(method)}\s+\| \de-\d\d \| [01]\.\d{{3}} \| [01]\.\d{{3}} \|', out, re.M), out
-        assert re.search(rf'^\| {re.escape(method)}\s+\| [01]\.\d{{3}} \| [01]\.\d{{3}} \|$', out, re.M), out
-    rows = {m: re.findall(rf'^\| {re.escape(m)}\s+(\|.*)$', out, re.M) for m in ['fastbook sequence, by hand', 'one call, restart=True']}
-    assert rows['fastbook sequence, by hand'] == rows['one call, restart=True'], rows  # the same weights, the same accuracies
-    assert re.search(r'^  - stages, patience=1, restore minus stages, fixed: [+-]\d\.\d{3} \(standard error', out, re.M), out
+@pytest.fixture(scope='module')
+def transfer_quick(tmp_path_factory):
+    path = tmp_path_factory.mktemp('transfer')/'quick.md'
+    return run('transfer.py', '--quick', '--out', str(path)),json.loads(path.with_suffix('.json').read_text())
+
+def test_transfer_quick_tables(transfer_quick):
+    from transfer import GRID, FOUND
+    out,_ = transfer_quick
+    rows = {}
+    for m in list(GRID) + list(FOUND):
+        # LR (picked from the grid, or found), valid, test (se), out of distribution (se), choosing and training batches
+        hit = re.search(rf'^\| {re.escape(m)}\s+\| (\de-\d\d(?:-\de-\d\d)?\*?|found) +\| [01]\.\d{{3}} \| [01]\.\d{{3}} \(nan\) \| '
+                        rf'[01]\.\d{{3}} \(nan\) +\| +(\d+) \| +(\d+) \| +(\d+) \|$', out, re.M)
+        assert hit, (m, out)
+        rows[m] = (hit.group(1), *map(int, hit.groups()[1:]))
+        assert (rows[m][0] == 'found') == (m in FOUND)
+    # every method trains for the same number of batches; the grid's choosing cost is its 2 LRs' runs (the picked one among
+    # them: the total), the range tests' is their batches, then the fit
+    assert len({t for _,_,t,_ in rows.values()}) == 1, rows
+    for m in GRID: assert rows[m][1] == 2*rows[m][2] == rows[m][3], (m, rows[m])
+    for m in FOUND: assert rows[m][1] > 0 and rows[m][3] == rows[m][1] + rows[m][2], (m, rows[m])
+    for m in FOUND: assert re.search(rf'^\| {re.escape(m)}\s+\| [+-]\d\.\d{{3}} \(nan\)', out, re.M), (m, out)  # paired differences
+    for m in GRID: assert re.search(rf'^\| {re.escape(m)}\s+\| [01]\.\d{{3}} \| [01]\.\d{{3}} \|$', out, re.M), (m, out)  # the grid
+
+def test_transfer_quick_json(transfer_quick):
+    "The .json beside the report holds every run, and the picked LR is the one with the best validation accuracy"
+    from transfer import GRID, FOUND
+    _,js = transfer_quick
+    d = js['digits']
+    assert set(d['methods']) == set(GRID) | set(FOUND)
+    for m in GRID:  # each seed's pick is its best validation accuracy
+        for s,pick in enumerate(d['picked'][m]):
+            valid = {float(lr): r[s][0] for lr,r in d['methods'][m].items()}
+            assert max(valid.values()) == valid[pick], (m, s, valid, pick)
+    for m in FOUND: assert len(d['found'][m][0]) >= 1 and all(x > 0 for x in d['found'][m][0])

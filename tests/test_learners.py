@@ -8,11 +8,11 @@ effect. Then the plateau-driven stages on each learner, and the traps a second r
 without its time column, a schedule written as a closure, norm layers with `train_bn` on and off, Hugging Face models
 the splitter must split). The README's compatibility table lists what this file covers.
 """
-import contextlib, io, warnings
+import contextlib, io, random, warnings
 import numpy as np, pandas as pd, pytest, torch
 from torch import nn
 from torch.utils.data import TensorDataset
-from fastai.basics import Learner, DataLoaders, TfmdDL, CrossEntropyLossFlat, accuracy, load_learner, params
+from fastai.basics import Learner, DataLoaders, TfmdDL, CrossEntropyLossFlat, accuracy, load_learner, params, set_seed
 from fastai.callback.progress import CSVLogger
 from fastai.callback.hook import *  # Learner.summary
 from fastai.callback.mixup import MixUp
@@ -118,7 +118,9 @@ class Case:
     def __init__(self, name, data, attach, tmp, **kw):
         build, self.n = LEARNERS[name]
         self.cbs, self.attach = recipe(), attach
+        set_seed(0)  # the same weights, dropout draws and batches for two cases of one learner
         self.learn = quiet(build(data, cbs=self.cbs if attach == 'learner' else None, path=tmp, **kw))
+        for dl in self.learn.dls.loaders: dl.rng = random.Random(0)
     @property
     def gu(self): return self.cbs[0]
     @property
@@ -381,3 +383,31 @@ def test_single_group_error_suggests_what_works_for_the_model(data, tmp_path):
     wrapped.model = nn.Sequential(wrapped.model)  # one top-level module: nothing layer_splitter can split
     with pytest.raises(ValueError, match='layer_splitter finds a single layer group in this Sequential'):
         quiet(wrapped).fit(1, cbs=GradualUnfreeze())
+
+
+# ---------------------------------------------------------------- the one call choosing its own LRs, on every learner
+FINDER = LRRangeTest(num_it=12)  # short tests: what is tested is that they leave no trace, not how good their picks are
+
+@pytest.mark.parametrize('name', list(LEARNERS))
+@pytest.mark.parametrize('ratio', [RATIO, 'grad'], ids=['ratio', 'grad'])
+def test_found_lrs_leave_no_trace(name, ratio, data, tmp_path):
+    """`DiscriminativeLR('find')` at each of the three stages: the fit trains to the last bit as the same fit given the LRs it
+    found, so its range tests changed no weight, buffer, optimizer state, data order or schedule position; the picks are the
+    stages' top LRs, the fit's table and records are its own batches'"""
+    def fit(lrs):
+        c = Case(name, data, 'fit', tmp_path)
+        c.cbs[1] = DiscriminativeLR(lrs, ratio=ratio, finder=FINDER)
+        p = c.fit('fit_one_cycle', N_EPOCH)
+        return c, p, [t.detach().clone() for t in c.learn.model.state_dict().values()]
+    c, p, w = fit(['find']*3)
+    picks = [r['lr'] for r in c.cbs[1].found]
+    assert [r['stage'] for r in c.cbs[1].found] == [0, 1, 2] and all(r['batches'] <= 12 for r in c.cbs[1].found)
+    c2, p2, w2 = fit(picks)
+    assert all(torch.equal(a, b) for a, b in zip(w, w2)), name
+    np.testing.assert_array_equal(np.array(p.lrs), np.array(p2.lrs))
+    assert c.learn.recorder.values == c2.learn.recorder.values and len(p.lrs) == N_EPOCH*len(c.learn.dls.train)
+    assert [int(v[-1]) for v in c.learn.recorder.values] == [1, 2, c.n]
+    for i, top in enumerate(picks): np.testing.assert_allclose(c.cbs[1].stage_lrs[i][-1], top, rtol=1e-9)
+    if ratio == 'grad':
+        assert c.cbs[1].grad_log and all(len(m) == c.n for _, m in c.cbs[1].grad_log)
+        assert (np.array(p.lrs)[-1, :-1] != np.array(p.lrs)[-1, -1]).any()  # the last stage spread by the gradients

@@ -100,7 +100,7 @@ def properties():
     for page, sid, name in api_names():
         if '.' not in name: continue
         cls, attr = name.split('.', 1)
-        for mod in ('unfreeze', 'discriminative', 'splitters', 'diagnostics'):
+        for mod in ('unfreeze', 'discriminative', 'find', 'splitters', 'diagnostics'):
             o = getattr(importlib.import_module(f'fastai_disclr.{mod}'), cls, None)
             if o is not None and isinstance(inspect.getattr_static(o, attr, None), property): out.append((page, sid, name))
     return out
