@@ -87,6 +87,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'fastai_disclr/discriminative.py'),
                                               'fastai_disclr.discriminative._last': ( 'discriminative.html#_last',
                                                                                       'fastai_disclr/discriminative.py'),
+                                              'fastai_disclr.discriminative._lr_list': ( 'discriminative.html#_lr_list',
+                                                                                         'fastai_disclr/discriminative.py'),
                                               'fastai_disclr.discriminative._lrs': ( 'discriminative.html#_lrs',
                                                                                      'fastai_disclr/discriminative.py'),
                                               'fastai_disclr.discriminative._plot_lrs': ( 'discriminative.html#_plot_lrs',
