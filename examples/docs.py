@@ -1,5 +1,6 @@
 """Helpers for the notebooks stored with their outputs: a quiet, steady kernel, result tables, and `show_doc`'s renderer."""
 from __future__ import annotations
+from pathlib import Path
 import os, warnings
 warnings.filterwarnings('ignore', category=FutureWarning)  # torch's own (`torch.jit.script`), raised when fastai imports
 import torch
@@ -38,10 +39,17 @@ def md_table(
 def provenance(
     how:str, # What produced the figures (a command, a notebook)
 ) -> str:
-    "A line that says how a table's figures were produced: `how`, torch version, torch threads, CPU count"
+    "A line that says how a table's figures were produced: `how`, the processor, torch version, torch threads, CPU count"
     import platform
-    return (f"{how}; torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} torch thread(s), "
+    return (f"{how}; {cpu_model()}, torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} torch thread(s), "
             f"{os.cpu_count()} CPU(s), Python {platform.python_version()}.")
+
+def cpu_model() -> str:
+    "The processor's name, as the OS reports it (CPU kernels, so the last decimals of a CPU run, differ between processors)"
+    import platform, re
+    try: m = re.search(r'^model name\s*:\s*(.+)$', Path('/proc/cpuinfo').read_text(), re.M)
+    except OSError: m = None
+    return m.group(1).strip() if m else (platform.processor() or platform.machine())
 
 def _short(o) -> str:
     "A default or a type as a reader writes it"

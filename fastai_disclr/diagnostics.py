@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import store_attr, patch
+from matplotlib.axes import Axes
 from .unfreeze import FitCallback
 from .discriminative import DiscriminativeLR, _lr_list, _plot_lrs
 from .find import _foreach, _norm
@@ -18,18 +19,22 @@ from .find import _foreach, _norm
 __all__ = ['GroupDiagnostics']
 
 # %% ../nbs/04_diagnostics.ipynb #80da41f5
+_N_RECORDS = 50 # records over a fit with `every=None`: enough points for a line, few enough to cost little
+
 class GroupDiagnostics(FitCallback):
     "Per layer group: LR and trainable at every training batch; update ratio and activation stats every `every` batches"
     order,run_valid = DiscriminativeLR.order+1,False # after the LRs of the step are final
     recipe = False # not a recipe: records every training fit (`fine_tune`'s too), but not `lr_find`
     def __init__(self,
-        every:int=25, # Update ratios and activations every `every` training batches (they copy weights, hook outputs)
+        # Update ratios and activations once in `every` training batches (they copy weights, hook outputs); `None`:
+        # about 50 records over the fit, whatever its length
+        every:int|None=None,
         bins:int=40, # Histogram bins of the activations
         hist_range:tuple=(-4., 4.), # Range of the activation histogram
         hist_max:int|None=1024, # Activations summarised a record at most, strided through the output (`None`: all)
     ):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"GroupDiagnostics' `every` must be a positive integer, got {every!r}")
+        if every is not None and (not isinstance(every, int) or every < 1):
+            raise ValueError(f"GroupDiagnostics' `every` must be a positive integer or None, got {every!r}")
         if hist_max is not None and (not isinstance(hist_max, int) or hist_max < 1): raise ValueError(
             f"GroupDiagnostics' `hist_max` must be a positive integer or None, got {hist_max!r}")
         store_attr()
@@ -59,6 +64,8 @@ class GroupDiagnostics(FitCallback):
         self._remove()
         self._mods = mods = self._hook_modules()
         self.hooked = sorted(mods)
+        # one record in `rec_every` batches: `every`, or the fit's training batches over `_N_RECORDS`
+        self.rec_every = self.every or max(1, self.n_epoch*len(self.dls.train) // _N_RECORDS)
         self.unhooked = [g for g in range(len(self.opt.param_lists)) if g not in mods]
         if self.unhooked: warnings.warn(
             f"GroupDiagnostics cannot record the activations of layer groups {self.unhooked}: no module holds only "
@@ -89,7 +96,7 @@ class GroupDiagnostics(FitCallback):
         self._lrs.append(_lr_list(learn.opt))
         self._frozen.append(learn.opt.frozen_idx)
         # counted over the fit, as fastai's `ActivationStats`: one in `every` batches
-        self._rec = learn.train_iter % self.every == 0
+        self._rec = learn.train_iter % self.rec_every == 0
         # hooked for the recorded batches' forwards only: a hook that returns at once still costs a Python call per
         # module and batch (and unhooked here too if a cancelled batch skipped `before_step`)
         if self.hooks: self._remove()
@@ -170,7 +177,7 @@ def _group_colors(n):
 
 @patch
 def plot_lrs(self:GroupDiagnostics,
-    ax=None, # A matplotlib axis to draw on; a new figure if `None`
+    ax:Axes|None=None, # A matplotlib axis to draw on; a new figure if `None`
     log:bool=True, # Log-scale LR axis
     figsize:tuple=(7, 4), # Size of a new figure
 ):
@@ -179,7 +186,7 @@ def plot_lrs(self:GroupDiagnostics,
 
 @patch
 def plot_updates(self:GroupDiagnostics,
-    ax=None, # A matplotlib axis to draw on; a new figure if `None`
+    ax:Axes|None=None, # A matplotlib axis to draw on; a new figure if `None`
     figsize:tuple=(7, 4), # Size of a new figure
 ):
     "Update-to-weight ratio ||dW|| / ||W|| of each group at the recorded batches (log scale; still groups not drawn)"

@@ -11,6 +11,7 @@ import torch
 from fastcore.basics import store_attr, patch, listify
 from fastai.optimizer import Optimizer, OptimWrapper
 from fastai.callback.schedule import ParamScheduler, _Annealer
+from matplotlib.axes import Axes
 from .unfreeze import FitCallback, StagePlan, _n_groups
 from .find import LRRangeTest, relative_grad_norms, grad_spread
 
@@ -37,6 +38,21 @@ def _check_pos(v, what:str):
         raise ValueError(f"{what} must be a positive number, got {v!r}")
 
 _LR_WORDS,_RATIO_WORDS = ('find',),('grad',) # the words `lrs` and `ratio` take
+
+def _check_ratio(r):
+    "A `ValueError` unless `r` is a number >= 1: below 1 the lower groups would train faster than the head"
+    _check_pos(r, "DiscriminativeLR's `ratio`")
+    if r < 1: raise ValueError(
+        f"DiscriminativeLR's `ratio` is {r!r}: below 1 each group gets a higher LR than the group above it, so the "
+        f"first of 4 groups would train {r**-3:.3g}x faster than the head (a reversed slice is refused for the same "
+        "reason). Give a ratio >= 1: 2.6 (ULMFiT), 1 (one LR for every group), or 1/d for layer-wise LR decay d < 1.")
+
+def _spread_vs_slice(ratio, what:str) -> str:
+    "The error for a per-batch spread (`ratio='grad'` or a schedule) given together with a slice's own spread"
+    how = "`ratio='grad'`" if ratio == 'grad' else 'a `ratio` schedule'
+    return (f"DiscriminativeLR got {how}, which spreads one LR across the groups, and {what}, which fixes a spread of "
+            "its own: give one of them. Keep the spread by giving a float LR (to the fit, or as `lrs`) or 'find'; "
+            "keep the slice by dropping `ratio` (a slice ignores a numeric `ratio`).")
 
 def _check_lr(lr, what:str):
     "A `ValueError` saying what is wrong with `lr`, unless a positive float, a valid slice, a word it takes or `None`"
@@ -129,21 +145,20 @@ class DiscriminativeLR(FitCallback):
         ratio:float|str|callable=2.6,
         restart:bool=False, # Each stage runs its own cycle of the fit's schedules, as separate `fit_one_cycle` calls do
         finder:LRRangeTest|None=None, # How a 'find' stage tests; `None`: `LRRangeTest()`, fastai's `lr_find` settings
-        every:int=25, # With `ratio='grad'`: measure the gradients every `every` batches (and at each stage's first)
+        every:int=25, # With `ratio='grad'`: measure the gradients once in `every` optimizer steps (and at a stage's first)
     ):
         if isinstance(ratio, str):
             if ratio not in _RATIO_WORDS: raise ValueError(f"DiscriminativeLR's `ratio` is {ratio!r}, which is not a "
                 f"word it takes: {list(_RATIO_WORDS)} ('grad': each group's relative gradient norm), a number or a "
                 "schedule")
-        elif not callable(ratio): _check_pos(ratio, "DiscriminativeLR's `ratio`")
+        elif not callable(ratio): _check_ratio(ratio)
         if isinstance(lrs, (list, tuple, np.ndarray)):
             if len(lrs) == 0: raise ValueError("DiscriminativeLR's `lrs` is empty: give an LR per stage, or one")
             for i,lr in enumerate(lrs): _check_lr(lr, f"DiscriminativeLR's `lrs[{i}]`")
             lrs = list(lrs)
         else: _check_lr(lrs, "DiscriminativeLR's `lrs`")
         if (callable(ratio) or ratio == 'grad') and any(isinstance(lr, slice) for lr in listify(lrs)):
-            raise ValueError(f"A `ratio` {'schedule' if callable(ratio) else 'of' + repr(ratio)} spreads float LRs; a "
-                             "slice fixes its own spread. Give float LRs (each stage's top LR) or 'find'")
+            raise ValueError(_spread_vs_slice(ratio, "a slice in `lrs`"))
         if finder is not None and not isinstance(finder, LRRangeTest): raise ValueError(
             f"DiscriminativeLR's `finder` is an `LRRangeTest(...)`, got {finder!r}")
         if not isinstance(every, int) or every < 1:
@@ -157,9 +172,8 @@ class DiscriminativeLR(FitCallback):
         if lr == 'find': lr = 1.
         if lr is None and not np.allclose(peak, peak[-1]):
             # the fit was given per-group LRs (`fit_one_cycle(n, slice(low, high))`): keep the spread the user wrote
-            if callable(self.ratio): raise ValueError(
-                "DiscriminativeLR got a `ratio` schedule and `lrs=None`, but this fit was given per-group LRs "
-                f"({peak}): a ratio schedule spreads one LR. Give the fit a float LR, or `lrs` as float(s)")
+            if callable(self.ratio) or self.ratio == 'grad': raise ValueError(
+                _spread_vs_slice(self.ratio, f"this fit's per-group LRs ({peak}, from `fit_one_cycle(n, slice(...))`)"))
             return peak,False
         if lr is None: lr = peak[-1]
         # a stage that trains the head alone: a float is every group's LR, as in fastai (it reaches the norm layers of
@@ -213,9 +227,9 @@ class DiscriminativeLR(FitCallback):
         peak = self._fit_schedule(n)
         if callable(self.ratio) and not isinstance(self.ratio, str):
             rs = [self.ratio(p) for p in np.linspace(0, 1, 101)]
-            if not all(np.isfinite(r) and r > 0 for r in rs): raise ValueError(
-                f"DiscriminativeLR's `ratio` schedule must stay positive over the fit, but it gives {min(rs)} "
-                "somewhere in [0, 1]")
+            if not all(np.isfinite(r) and r >= 1 for r in rs): raise ValueError(
+                f"DiscriminativeLR's `ratio` schedule must stay at 1 or above over the fit (below 1 the lower groups "
+                f"train faster than the head), but it gives {min(rs):.3g} somewhere in [0, 1]")
         stages = [self._stage_lrs(lr, fi, peak, n) for lr,fi in zip(lrs, self.plan.frozen_idxs)]
         self.peak,self.finds = peak,[lr == 'find' for lr in lrs]
         self.stage_lrs = [s for s,_ in stages] # a 'find' stage's: its shape, until its range test gives the top LR
@@ -225,6 +239,7 @@ class DiscriminativeLR(FitCallback):
         self.mults = np.ones(n) # with `ratio='grad'`: each group's multiplier from the gradients, 1 until measured
         self._mults = self.mults.tolist() # the same as Python floats, for the per-batch product (no numpy a batch)
         self.stage,self._lrs,self.stage_iters,self.found,self.grad_log,self.n,self.vals = None,[],[],[],[],n,{'lr': []}
+        self.steps = 0 # optimizer steps of the fit so far
         if self.ps is not None: self._take_over()
 
     def before_train(self):
@@ -249,7 +264,7 @@ class DiscriminativeLR(FitCallback):
         shape = self.stage_lrs[i]
         if callable(self.ratio) and not isinstance(self.ratio, str):
             shape = shape * float(self.ratio(self.pct_train))**-self.depths[i]
-        r = self.finder(self.learn, shape)
+        r = self.finder(self.learn, shape, label=f'LR range test, stage {i}')
         self.found.append(dict(stage=i, epoch=self.epoch, **r))
         self.stage_lrs[i] = self.stage_lrs[i] * r['lr']
         self.scales[i] = self.stage_lrs[i]/self.peak
@@ -296,8 +311,10 @@ class DiscriminativeLR(FitCallback):
     def before_step(self):
         "With `ratio='grad'`: each trainable group's LR multiplier from its relative gradient norm (Auto-RGN)"
         if not self.acting or self.ratio != 'grad': return
-        if not (self.measure or self.learn.train_iter % self.every == 0): return
-        # measured at a stage's first batch and every `every` batches of the fit, on the step's own (unscaled) gradients
+        # counted in the optimizer's steps, which `before_step` sees (with `GradientAccumulation`, one in `n_acc` items)
+        step,self.steps = self.steps,self.steps+1
+        if not (self.measure or step % self.every == 0): return
+        # measured at a stage's first step and once in `every` steps of the fit, on the step's own (unscaled) gradients
         self.mults,self.measure = grad_spread(relative_grad_norms(self.opt, self.opt.frozen_idx)),False
         self._mults = self.mults.tolist()
         self.grad_log.append((len(self._lrs)-1, self.mults))
@@ -321,16 +338,27 @@ class DiscriminativeLR(FitCallback):
         return np.array(self._lrs, dtype=float) if self._lrs else np.zeros((0, 0))
 
 # %% ../nbs/01_discriminative.ipynb #3291351c
+def _same_lines(lrs, tr) -> list:
+    "Groups whose LR and trainable curves are the same, merged: lists of group indices, first group first"
+    out = []
+    for g in range(lrs.shape[1]):
+        hit = next((o for o in out if np.array_equal(lrs[:, o[0]], lrs[:, g]) and (tr[:, o[0]] == tr[:, g]).all()), None)
+        if hit is None: out.append([g])
+        else: hit.append(g)
+    return out
+
 def _plot_lrs(lrs, trainable, ax=None, log:bool=True, figsize:tuple=(7, 4)):
     "Each group's LR per training batch: solid while it trains, dotted while frozen, dashed where the stage changes"
     import matplotlib.pyplot as plt
     if ax is None: _,ax = plt.subplots(figsize=figsize)
-    n = lrs.shape[1]
     tr = np.asarray(trainable, dtype=bool)
-    solid = tr | np.vstack([tr[1:], tr[-1:]]) # up to the first batch of the next stage, so that spans join up
-    for g,c in enumerate(plt.cm.viridis(np.linspace(0, 0.9, n))):
+    # groups with the same curve (e.g. `ratio=1`) are one line, labelled with all of them, not lines hidden behind others
+    lines = _same_lines(lrs, tr)
+    for gs,c in zip(lines, plt.cm.viridis(np.linspace(0, 0.9, len(lines)))):
+        g = gs[0]
         ax.plot(lrs[:, g], color=c, lw=1, ls=':')
-        ax.plot(np.where(solid[:, g], lrs[:, g], np.nan), color=c, lw=2, label=f'group {g}')
+        label = f'group {g}' if len(gs) == 1 else 'groups ' + ', '.join(map(str, gs))
+        ax.plot(np.where(tr[:, g], lrs[:, g], np.nan), color=c, lw=2, label=label)
     for i in np.nonzero((tr[1:] != tr[:-1]).any(1))[0]: ax.axvline(i+1, color='grey', ls='--', lw=1)
     if log: ax.set_yscale('log')
     ax.set_xlabel('training batch'); ax.set_ylabel('learning rate')
@@ -348,7 +376,7 @@ def batch_trainable(self:DiscriminativeLR) -> np.ndarray:
 
 @patch
 def plot_lrs(self:DiscriminativeLR,
-    ax=None, # A matplotlib axis to draw on; a new figure if `None`
+    ax:Axes|None=None, # A matplotlib axis to draw on; a new figure if `None`
     log:bool=True, # Log-scale LR axis
     figsize:tuple=(7, 4), # Size of a new figure
 ):
@@ -368,7 +396,7 @@ def plot_find(self:DiscriminativeLR,
         ax.plot(r['lrs'], r['losses'])
         ax.plot(*r['point'], 'o', color='C1', label=f"pick {r['lr']:.2g}")
         ax.set_xscale('log'); ax.set_xlabel("top group's LR")
-        ax.set_title(f"stage {r['stage']+1} (epoch {r['epoch']}): {r['batches']} batches", fontsize=9)
+        ax.set_title(f"stage {r['stage']} (epoch {r['epoch']}): {r['batches']} batches", fontsize=9)
         ax.legend(fontsize=8)
     axs[0][0].set_ylabel('loss (smoothed)')
     fig.tight_layout()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_find.ipynb #a5ee7731
 from __future__ import annotations
-import copy, random, time
+import copy, time
 import numpy as np
 import torch
 from fastcore.basics import store_attr
@@ -13,7 +13,9 @@ from fastai.learner import AvgSmoothLoss
 from fastai.callback.core import Callback
 from fastai.callback.schedule import valley, slide, minimum, steep, SchedExp
 from fastai.callback.rnn import ModelResetter
-from .unfreeze import FitCallback, _state, _unwrap, _rank0_decides
+from fastai.torch_core import get_random_states, set_random_states
+import fastai.callback.progress as fastai_progress
+from .unfreeze import FitCallback, _unwrap, _rank0_decides
 
 # %% auto #0
 __all__ = ['relative_grad_norms', 'grad_spread', 'LRRangeTest']
@@ -86,25 +88,23 @@ class _Snapshot:
         self.learn,m,opt = learn,_unwrap(learn.model),learn.opt
         self.model = {k: t.detach().clone() for k,t in m.state_dict().items()}
         self.grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in m.parameters()]
-        self.state = {p: copy.deepcopy(s) for p,s in _state(opt).items()}  # the parameters themselves are the keys
-        self.lrs = [h['lr'] for h in opt.hypers]
+        # the optimizer's own `state_dict`, as `Learner.save` keeps it: per-parameter state, hyper-parameters, and what
+        # a wrapper keeps beside them (fastai's `Lookahead`, in `ranger`: its step count and slow weights)
+        self.opt = copy.deepcopy(opt.state_dict())
         sc = getattr(learn, 'scaler', None)
         self.scaler = sc.state_dict() if sc is not None and hasattr(sc, 'state_dict') else None
-        self.rngs = random.getstate(),np.random.get_state(),torch.get_rng_state(),(
-            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+        self.rngs = get_random_states()
         dls = [d for d in (learn.dl, getattr(learn.dl, 'dl', None)) if getattr(d, 'rng', None) is not None]
         self.dl_rngs = [(d, d.rng, d.rng.getstate()) for d in dls]
         self.attrs = {k: getattr(learn, k, None) for k in ('iter', 'xb', 'yb', 'pred', 'loss', 'loss_grad')}
 
     def restore(self):
-        learn,m,opt = self.learn,_unwrap(self.learn.model),self.learn.opt
+        learn,m = self.learn,_unwrap(self.learn.model)
         m.load_state_dict(self.model)
         for p,g in self.grads: p.grad = g
-        st = _state(opt); st.clear(); st.update(self.state)
-        opt._set_hyper('lr', self.lrs)
+        learn.opt.load_state_dict(copy.deepcopy(self.opt)) # a copy: `Lookahead.load_state_dict` pops from its argument
         if self.scaler is not None: learn.scaler.load_state_dict(self.scaler)
-        random.setstate(self.rngs[0]); np.random.set_state(self.rngs[1]); torch.set_rng_state(self.rngs[2])
-        if self.rngs[3] is not None: torch.cuda.set_rng_state_all(self.rngs[3])
+        set_random_states(**self.rngs)
         for d,rng,s in self.dl_rngs: d.rng = rng; rng.setstate(s)
         for k,v in self.attrs.items(): setattr(learn, k, v)
         # a recurrent model's hidden state is no buffer: reset it as fastai's `ModelResetter` does at the start of
@@ -135,6 +135,7 @@ class LRRangeTest:
     def __call__(self,
         learn, # A `Learner` inside a training fit (at the start of an epoch's training)
         shape:np.ndarray, # Each group's LR over the top group's: the stage's spread
+        label:str='LR range test', # What the progress bar says runs
     ) -> dict:
         "Run the test and put everything back; the curve, the suggestion (rank 0's in a distributed fit), its cost"
         t0,snap = time.perf_counter(),_Snapshot(learn)
@@ -146,9 +147,10 @@ class LRRangeTest:
         cbs,learn.cbs = learn.cbs,L([cb for cb in learn.cbs if _takes_part(cb)] + [step]).sorted('order')
         smooth,curve,best = AvgSmoothLoss(),[],float('inf')
         smooth.reset()
+        bar = self._bar(learn, label)
         try:
             it = iter(learn.dl)
-            for i in range(self.num_it):
+            for i in bar:
                 try: b = next(it)
                 except StopIteration: it = iter(learn.dl); b = next(it)
                 learn.one_batch(i, b)
@@ -161,6 +163,11 @@ class LRRangeTest:
         finally:
             learn.cbs = cbs
             snap.restore()
+            if getattr(bar, 'last_v', None) is not None: bar.on_iter_end() # stopped early: close the bar
+        secs = time.perf_counter()-t0
+        # the epoch's time in the fit's table is its training's and validation's; the test's own is in its record
+        rec = getattr(learn, 'recorder', None)
+        if getattr(rec, 'add_time', False) and hasattr(rec, 'start_epoch'): rec.start_epoch += secs
         n = len(curve)
         xs,ys = torch.tensor(lrs[:n]),torch.tensor(curve)
         # as fastai's `lr_find` reads the curve: without its first tenth and last five points, up to its first nan
@@ -172,4 +179,13 @@ class LRRangeTest:
         else: lr,point = float(self.start_lr),(float(self.start_lr), float('nan'))
         lr = _rank0_decides(float(lr))  # every rank takes rank 0's pick
         return dict(lrs=lrs[:n], losses=np.array(curve), lr=lr, point=(float(point[0]), float(point[1])), batches=n,
-                    seconds=time.perf_counter()-t0, shape=np.asarray(shape, dtype=float))
+                    seconds=secs, shape=np.asarray(shape, dtype=float))
+
+    def _bar(self, learn, label:str):
+        "The test's batches, with a progress bar of their own where the fit shows one (as `lr_find` shows its own)"
+        if getattr(learn, 'progress', None) is None: return range(self.num_it)
+        # the bar fastai's `ProgressCallback` draws (looked up when it runs, as fastai looks it up), not a child of the
+        # fit's master bar, whose child is the epoch's bar
+        bar = fastai_progress.progress_bar(range(self.num_it), leave=False)
+        bar.comment = f'{label}: {self.num_it} batches at most'
+        return bar

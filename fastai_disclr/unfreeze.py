@@ -14,6 +14,7 @@ from fastai.learner import SkipToEpoch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import TrackerCallback
+from matplotlib.axes import Axes
 
 # %% auto #0
 __all__ = ['FitCallback', 'ulmfit_schedule', 'stage_at', 'StagePlan', 'apply_stage', 'GradualUnfreeze']
@@ -81,11 +82,13 @@ class FitCallback(Callback):
         if not self.recipe: return True
         ft = _fine_tune_frame(self.learn)
         if ft is not None:
-            # `fine_tune` is two fits: warn once for both
-            if self.__dict__.get('_warned') is not ft: self._sit_out(
-                "`fine_tune` is fastai's own freeze-then-unfreeze recipe. Use `fit_one_cycle(n, cbs=...)` for gradual "
-                "unfreezing, or remove the callback from the learner (`learn.remove_cb(...)`) to call `fine_tune`.")
-            self.__dict__['_warned'] = ft
+            # `fine_tune` is two fits, and the recipes on the learner all sit them out: one warning for them all
+            if self.__dict__.get('_warned') is not ft:
+                cbs = [cb for cb in self.learn.cbs if isinstance(cb, FitCallback) and cb.recipe]
+                for cb in cbs: cb.__dict__['_warned'] = ft
+                self._sit_out("`fine_tune` is fastai's own freeze-then-unfreeze recipe. Use `fit_one_cycle(n, cbs=...)` "
+                    "for gradual unfreezing, or remove the callbacks from the learner (`learn.remove_cb(...)`) to call "
+                    "`fine_tune`.", [type(cb).__name__ for cb in cbs])
             return False
         self.__dict__['_warned'] = None
         if self.__dict__.get('spent'):
@@ -96,7 +99,9 @@ class FitCallback(Callback):
             return False
         return True
 
-    def _sit_out(self, why:str): warnings.warn(f"{type(self).__name__} sits out this fit: {why}", stacklevel=3)
+    def _sit_out(self, why:str, names:list|None=None):
+        names = names or [type(self).__name__]
+        warnings.warn(f"{' and '.join(names)} sit{'s' if len(names) == 1 else ''} out this fit: {why}", stacklevel=3)
     def setup(self):
         "Check the callback against the learner and the fit, and prepare; changes nothing (an error leaves all as is)"
     def after_cancel_fit(self): self.cancelled = True
@@ -317,11 +322,17 @@ class GradualUnfreeze(FitCallback):
         # with `patience` a stage lasts at least `patience+1` epochs (its first epoch sets the best value)
         earliest = starts if p is None else [min(s, i*(p+1)) for i,s in enumerate(starts)]
         late = [s for s,e in zip(starts, earliest) if e >= self.n_epoch]
-        if late: warnings.warn(f"GradualUnfreeze schedule entries for epochs {late} are never reached in a "
-                               f"{self.n_epoch}-epoch fit" + (f" (with patience={p}, even if every stage ends early)"
-                                                              if p else ''))
+        if late and self.schedule is None:
+            k = idxs[[i for i,e in enumerate(earliest) if e < self.n_epoch][-1]]
+            warnings.warn(f"GradualUnfreeze's default schedule (ULMFiT: the head, then one more group each epoch) "
+                f"needs {len(starts)} epochs to thaw all {n} groups; this {self.n_epoch}-epoch fit trains only "
+                f"{_groups(n, k)}. Fit for {len(starts)} epochs or more, or give a schedule, e.g. "
+                f"`GradualUnfreeze({{0: -1, {max(1, self.n_epoch//2)}: 0}})` (the head, then all groups).")
+        elif late: warnings.warn(f"GradualUnfreeze schedule entries for epochs {late} are never reached in a "
+                                 f"{self.n_epoch}-epoch fit" + (f" (with patience={p}, even if every stage ends early)"
+                                                                if p else ''))
         implicit = self.schedule is not None and 0 not in self.schedule
-        def name(i): return (f"stage {i+1} (epoch {starts[i]}, `freeze_to({args[i]})`"
+        def name(i): return (f"stage {i} (epoch {starts[i]}, `freeze_to({args[i]})`"
                              + (": the learner's freeze state before the first entry)" if i == 0 and implicit else ")"))
         for i in range(1, len(starts)):
             if idxs[i] == idxs[i-1]: warnings.warn(
@@ -356,7 +367,7 @@ class GradualUnfreeze(FitCallback):
                                    restored=None))
         if why in ('plateau', 'longest'):
             k,n = self.plan.frozen_idxs[i],self.plan.n_groups
-            print(f"Epoch {self.epoch}: stage {i+1} of {len(self.plan.starts)} (`freeze_to({self.plan.freeze_to[i]})`, "
+            print(f"Epoch {self.epoch}: stage {i} of 0-{len(self.plan.starts)-1} (`freeze_to({self.plan.freeze_to[i]})`, "
                   f"{_groups(n, k)} of {n} train) starts early, " + (
                   f"as {self.monitor} did not improve for {self.patience} epoch(s): "
                   f"{', '.join(f'{v:.4g}' for v in prev['values'])}" if why == 'plateau' else
@@ -414,8 +425,8 @@ class GradualUnfreeze(FitCallback):
         if self.cancelled and p.stage is not None:
             last,k = p.frozen_idxs[stage_at(list(p.starts), p.n_epoch-1)],self.opt.frozen_idx
             if k > last: warnings.warn(
-                f"The fit stopped at epoch {self.epoch} of {p.n_epoch}, in stage {p.stage+1} of {len(p.starts)}: "
-                f"layer groups 0-{k-1} are still frozen (`learn.opt.frozen_idx` is {k}), as after the same recipe by "
+                f"The fit stopped at epoch {self.epoch} of a {p.n_epoch}-epoch fit, in stage {p.stage} of 0-{len(p.starts)-1}: "
+                f"layer {_span(0, k-1)} {'is' if k == 1 else 'are'} still frozen (`learn.opt.frozen_idx` is {k}), as after the same recipe by "
                 f"hand. A later fit trains only groups {k}.. unless you call `learn.unfreeze()` (or "
                 f"`learn.freeze_to({last})`) first.")
         self.epochs = self.epoch+1 # trained epochs of the fit, for `plot_stages`
@@ -424,7 +435,7 @@ class GradualUnfreeze(FitCallback):
 # %% ../nbs/00_unfreeze.ipynb #41a87f19
 @patch
 def plot_stages(self:GradualUnfreeze,
-    ax=None, # A matplotlib axis to draw on; a new figure if `None`
+    ax:Axes|None=None, # A matplotlib axis to draw on; a new figure if `None`
     figsize:tuple=(7, 3), # Size of a new figure
 ):
     "Which groups train in each epoch of the last fit; with `patience`, the monitored value and the epochs restored"

@@ -22,7 +22,7 @@ def valid_lr(v):
 def oracle(n, sched, use_gu, lrs, ratio):
     "The documented rules, written independently of the package: is the input valid, and its stages {first epoch: frozen_idx}"
     if use_gu and sched is not None and (not sched or any(e < 0 for e in sched)): return False,None
-    if not pos(ratio): return False,None
+    if not pos(ratio) or ratio < 1: return False,None  # below 1 the lower groups would train faster than the head
     if isinstance(lrs, list) and (not lrs or not all(valid_lr(v) for v in lrs)): return False,None
     if not isinstance(lrs, list) and not valid_lr(lrs): return False,None
     if use_gu:
@@ -32,6 +32,15 @@ def oracle(n, sched, use_gu, lrs, ratio):
     else: stages = {0: 0}
     if isinstance(lrs, list) and len(lrs) != len(stages): return False,None
     return True,stages
+
+def shape(n, k, lr, ratio):
+    "Each group's LR over the top group's in a stage whose first `k` groups are frozen, and the top group's LR (fit at 1e-2)"
+    if isinstance(lr, slice):
+        if lr.start is None: lrs = [lr.stop/10]*(n-1) + [lr.stop]  # fastai's `slice(high)`
+        else: lrs = [lr.start*(lr.stop/lr.start)**(i/(n-1)) for i in range(n)]  # fastai's `even_mults(low, high, n)`
+        return np.array(lrs)/lr.stop,lr.stop
+    top = 1e-2 if lr is None else lr
+    return (np.ones(n) if k >= n-1 else float(ratio)**-np.arange(n-1, -1, -1.)),top  # a head-only stage: every group at its LR
 
 def build(sched, use_gu, lrs, ratio, restart, keep_state):
     cbs = [DiscriminativeLR(lrs, ratio=ratio, restart=restart)]
@@ -62,5 +71,12 @@ def test_accepted_and_trained_as_documented_or_refused_before_any_change(n, n_ep
     for epoch,trainable in zip(probe.epochs, probe.trainable):
         idx = stages[max(s for s in starts if s <= epoch)]
         assert trainable == [g >= idx for g in range(n)], (epoch, trainable, stages)
-    lrs_seen = np.array(probe.lrs)
-    assert np.isfinite(lrs_seen).all() and (lrs_seen > 0).all()
+    # every batch's LRs: the stage's shape times its top LR, on the fit's own one-cycle schedule (restart: the shape only)
+    lrs_seen,per_stage = np.array(probe.lrs),lrs if isinstance(lrs, list) else [lrs]*len(starts)
+    base = GroupProbe()
+    if not restart: groups_learner(n_groups=n, n_train=32).fit_one_cycle(n_epoch, 1e-2, cbs=base)
+    for b,epoch in enumerate(probe.epochs):
+        i = max(j for j,s in enumerate(starts) if s <= epoch)
+        sh,top = shape(n, stages[starts[i]], per_stage[i], ratio)
+        np.testing.assert_allclose(lrs_seen[b]/lrs_seen[b][-1], sh, rtol=1e-6)
+        if not restart: np.testing.assert_allclose(lrs_seen[b][-1], base.lrs[b][-1]/1e-2*top, rtol=1e-6)

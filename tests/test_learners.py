@@ -16,9 +16,11 @@ from fastai.basics import Learner, DataLoaders, TfmdDL, CrossEntropyLossFlat, ac
 from fastai.callback.progress import CSVLogger
 from fastai.callback.hook import *  # Learner.summary
 from fastai.callback.mixup import MixUp
-from fastai.callback.schedule import ParamScheduler, SchedExp
+from fastai.callback.schedule import ParamScheduler, SchedExp, SchedLin
 from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau
 from fastai.callback.training import GradientAccumulation
+from fastai.callback.core import Callback
+from fastai.optimizer import ranger
 from fastai.text.all import text_classifier_learner, AWD_LSTM, awd_lstm_clas_config
 from fastai.vision.all import vision_learner
 from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, Normalize, CategoryBlock
@@ -200,18 +202,30 @@ def test_reduce_lr_on_plateau(name, attach, data, tmp_path):
 
 @pytest.mark.parametrize('name,attach', cases())
 def test_gradient_accumulation(name, attach, data, tmp_path):
+    "The recipe with GradientAccumulation over two batches: the optimizer steps once in two batches, the stages as without it"
     c = Case(name, data, attach, tmp_path)
     p = c.fit('fit_one_cycle', N_EPOCH, LR, extra=[GradientAccumulation(n_acc=2*c.learn.dls.train.bs)])
     c.check_recipe(p)
+    assert len(p.lrs) >= 4 and len(p.step_lrs) == len(p.lrs)//2, (len(p.step_lrs), len(p.lrs))  # the probe sees the steps taken
+
+class Inputs(Callback):
+    "Each training batch's inputs as callbacks of order `order` see them"
+    run_valid, run_range_test = False, False
+    def __init__(self, order): self.order, self.xs = order, []
+    def before_batch(self): self.xs.append(self.learn.xb[0].detach().clone())
 
 # MixUp blends the inputs: images and plain tensors (token ids and categorical codes cannot be blended, with or without these callbacks)
 @pytest.mark.parametrize('name,attach', cases('vision_learner(torchvision resnet18)', 'vision_learner(timm resnet18, layer_splitter)', 'Learner(nn.Sequential)'))
 def test_mixup(name, attach, data, tmp_path):
+    "The recipe with MixUp: every training batch's inputs are blended (MixUp ran), and the loss function is put back"
     c = Case(name, data, attach, tmp_path)
     mix, lf = MixUp(), c.learn.loss_func
-    p = c.fit('fit_one_cycle', N_EPOCH, LR, extra=[mix])
+    before, after = Inputs(MixUp.order-1), Inputs(MixUp.order+1)
+    p = c.fit('fit_one_cycle', N_EPOCH, LR, extra=[mix, before, after])
     c.check_recipe(p)
-    assert hasattr(mix, 'lam') and c.learn.loss_func is lf  # MixUp mixed, and put the loss back
+    assert len(before.xs) == len(after.xs) == len(p.lrs)
+    assert not any(torch.equal(a, b) for a, b in zip(before.xs, after.xs))  # MixUp blended each batch's inputs
+    assert c.learn.loss_func is lf
 
 @pytest.mark.parametrize('name,attach', cases())
 def test_csv_logger(name, attach, data, tmp_path):
@@ -256,8 +270,8 @@ def test_fine_tune(name, attach, data, tmp_path):
     c = Case(name, data, attach, tmp_path)
     p = c.fit('fine_tune', 1, 1e-3)
     assert [sum(t) for t in p.trainable[:1]] == [c.n], p.trainable  # the probe sees fine_tune's second fit: all groups
-    for cb in ['GradualUnfreeze', 'DiscriminativeLR']:
-        assert sum(m.startswith(f'{cb} sits out this fit: `fine_tune`') for m in c.warnings) == 1, c.warnings
+    said = [m for m in c.warnings if '`fine_tune` is fastai' in m]
+    assert len(said) == 1 and said[0].startswith('GradualUnfreeze and DiscriminativeLR sit out this fit'), c.warnings
     lr = np.array(p.lrs[0])
     np.testing.assert_allclose(lr[1:]/lr[:-1], 100**(1/(c.n-1)), rtol=1e-6)  # fine_tune's own slice(base_lr/100, base_lr)
     assert len(c.diag.lrs) == len(p.lrs)  # the diagnostics, not a recipe, record fine_tune's fits
@@ -411,3 +425,66 @@ def test_found_lrs_leave_no_trace(name, ratio, data, tmp_path):
     if ratio == 'grad':
         assert c.cbs[1].grad_log and all(len(m) == c.n for _, m in c.cbs[1].grad_log)
         assert (np.array(p.lrs)[-1, :-1] != np.array(p.lrs)[-1, -1]).any()  # the last stage spread by the gradients
+
+
+# ---------------------------------------------------------------- round 3: fastai's optimizers, accumulation, a slice given to the fit
+@pytest.mark.parametrize('name', list(LEARNERS))
+def test_found_lrs_leave_no_trace_with_ranger(name, data, tmp_path):
+    "With fastai's `ranger` (Lookahead keeps a step count and slow weights beside the state), 'find' leaves no trace"
+    def fit(lrs):
+        c = Case(name, data, 'fit', tmp_path, opt_func=ranger)
+        c.cbs = [GradualUnfreeze({0: -1, 2: 0}), DiscriminativeLR(lrs, ratio=1, finder=LRRangeTest(num_it=13)), GroupDiagnostics()]
+        c.fit('fit_one_cycle', 4)
+        return c
+    found = fit(['find', 'find'])
+    given = fit([r['lr'] for r in found.dlr.found])
+    # Lookahead's step count: the fit's own steps since the last stage began (`freeze_to` clears the optimizer's state)
+    assert found.learn.opt.count == given.learn.opt.count == sum(e >= 2 for e in found.probe.epochs) > 0
+    for a, b in zip(found.learn.model.parameters(), given.learn.model.parameters()): assert torch.equal(a, b)
+
+class Steps(Callback):
+    "The training batches at which the optimizer steps (`before_step` runs after GradientAccumulation let the step through)"
+    order, run_valid, run_range_test = 90, False, False
+    def before_fit(self): self.iters = []
+    def before_step(self): self.iters.append(self.learn.train_iter)
+
+@pytest.mark.parametrize('every', [2, 3])
+@pytest.mark.parametrize('name', list(LEARNERS))
+def test_gradient_spread_measures_once_in_every_step_with_accumulation(name, every, data, tmp_path):
+    "`ratio='grad'` with GradientAccumulation over two batches measures at each stage's first step and once in `every` steps"
+    c = Case(name, data, 'fit', tmp_path)
+    c.cbs = [GradualUnfreeze({0: -1, 1: 0}), DiscriminativeLR(LR, ratio='grad', every=every), GroupDiagnostics()]
+    steps = Steps()
+    c.fit('fit_one_cycle', N_EPOCH, extra=[GradientAccumulation(n_acc=2*c.learn.dls.train.bs), steps])
+    its = steps.iters
+    assert len(its) >= 4 and its == list(range(1, 2*len(its), 2))  # a step in two batches
+    stage_starts = [c.probe.epochs.index(st['epoch']) for st in c.gu.stage_log]  # each stage's first batch
+    expected = set(its[::every]) | {next(i for i in its if i >= s) for s in stage_starts}
+    assert [b for b, _ in c.dlr.grad_log] == sorted(expected), (c.dlr.grad_log, its)
+
+@pytest.mark.parametrize('name', list(LEARNERS))
+@pytest.mark.parametrize('ratio', ['grad', SchedLin(1, 3)], ids=['grad', 'schedule'])
+def test_a_spread_with_a_slice_given_to_the_fit_is_refused_before_any_change(name, ratio, data, tmp_path):
+    "A per-batch spread (`ratio='grad'` or a schedule) and a slice given to the fit: one rule, refused before any weight changes"
+    c = Case(name, data, 'fit', tmp_path)
+    c.cbs = [DiscriminativeLR(ratio=ratio)]
+    w0 = [p.detach().clone() for p in c.learn.model.parameters()]
+    with pytest.raises(ValueError, match='fixes a spread of its own: give one of them'):
+        c.fit('fit_one_cycle', 1, slice(1e-4, 1e-2))
+    assert all(torch.equal(a, b) for a, b in zip(w0, c.learn.model.parameters()))
+    with pytest.raises(ValueError, match='fixes a spread of its own: give one of them'): DiscriminativeLR(slice(1e-4, 1e-2), ratio=ratio)
+
+def test_range_test_shows_a_progress_bar_as_fastai_does(monkeypatch, data, tmp_path):
+    "A learner that shows fastai's progress bar shows each range test's own bar too, saying what runs and for how many batches"
+    import fastai.callback.progress as fastai_progress
+    shown = []
+    class Bar(fastai_progress.progress_bar):
+        def __init__(self, *args, **kw): super().__init__(*args, **kw); shown.append(self)
+    monkeypatch.setattr(fastai_progress, 'progress_bar', Bar)
+    learn = groups_learner(n_groups=3, show=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        learn.fit_one_cycle(2, cbs=[GradualUnfreeze({0: -1, 1: 0}), DiscriminativeLR('find', finder=LRRangeTest(num_it=13))])
+    assert [b.comment for b in shown if 'range test' in str(b.comment)] == [
+        f'LR range test, stage {i}: 13 batches at most' for i in (0, 1)]
+    quiet(learn).fit_one_cycle(1, cbs=DiscriminativeLR('find', finder=LRRangeTest(num_it=13)))  # no bar where the fit shows none
+    assert sum('range test' in str(b.comment) for b in shown) == 2

@@ -65,10 +65,12 @@ PAGE_STATE = '''(() => ({
   ids: [...document.querySelectorAll('[id]')].map(e => e.id),
   nav: document.querySelectorAll('.sidebar-tree a.reference').length,
   title: document.title,
-  // Markdown a renderer left as text: a table's rows, bold marks, code fences inside a paragraph or list item
-  raw_md: [...document.querySelectorAll('article p, article li')]
+  // Markdown a renderer left as text: a table's rows, bold marks, code fences, a link's `](target)`, in a paragraph, a list item or
+  // a table's cell
+  raw_md: [...document.querySelectorAll('article p, article li, article td, article th')]
             .map(e => { const c = e.cloneNode(true); c.querySelectorAll('code, pre').forEach(x => x.remove()); return c.textContent; })
-            .filter(t => /\|\s*:?-{3,}:?\s*\|/.test(t) || /^\s*\|.*\|\s*$/m.test(t) || /\*\*\S/.test(t) || t.includes('```'))
+            .filter(t => /\|\s*:?-{3,}:?\s*\|/.test(t) || /^\s*\|.*\|\s*$/m.test(t) || /\*\*\S/.test(t) || t.includes('```')
+                         || /\]\([^)\s]+\)/.test(t))
             .map(t => t.slice(0, 80)),
   // text cut off by its box: code blocks, outputs and tables wider than the page's column
   cut: [...document.querySelectorAll('article pre, article table, article .cell_output')]
@@ -164,7 +166,7 @@ def main():
             problems += [f'{page}: {e}' for e in errors_of(cdp.events)]
             problems += [f'{page}: image did not load: {src}' for src in st['images']]
             if page not in ('search.html', 'genindex.html') and st['nav'] < 5: problems.append(f'{page}: no navigation bar')
-            problems += [f'{page}: Markdown left as text: {t!r}' for t in st['raw_md']]
+            problems += [f'{page}: Markdown left as text: {t!r}' for t in dict.fromkeys(st['raw_md'])]  # a cell's paragraph once
             problems += [f'{page}: text cut off by its box (wider than the page): {t!r}' for t in st['cut']]
             if page == 'genindex.html' and st['index_entries'] == 0: problems.append(f'{page}: an empty index')
             if page == 'discriminative.html': shot(cdp, 'discriminative.png')
