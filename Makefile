@@ -45,9 +45,9 @@ check-sync: $(DEV)
 check-outputs: $(DEV)
 	$(BIN)/python tools/check_nbs.py
 
-# lines that fit on a screen, as in fastai's callbacks
+# lines that fit on a screen, as in fastai's callbacks: ruff's E501 at 120 characters ([tool.ruff] in pyproject.toml)
 check-style: $(DEV)
-	$(BIN)/python tools/check_style.py
+	$(BIN)/ruff check fastai_disclr
 
 # every notebook, `slow` cells included (full-size results), outputs stored and tidied as Jupyter shows them
 nbs: $(DEV)

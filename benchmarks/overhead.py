@@ -5,7 +5,7 @@ with fastai's Adam and with torch's AdamW in fastai's `OptimWrapper` (`foreach` 
 `fit_one_cycle` with each configuration of the callbacks:
   GU + DLR              GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR(1e-3, ratio=1/0.8)   (layer-wise LR decay 0.8)
   GU + DLR restart      the same with restart=True
-  GU patience + DLR sched   GradualUnfreeze({0: -2, 1: 0}, patience=1), DiscriminativeLR(1e-3, ratio=SchedLin(1, 1.25))
+  GU patience + DLR sched   GradualUnfreeze({0: -2, 1: 0}), ThawOnPlateau(patience=1), DiscriminativeLR(1e-3, ratio=SchedLin(1, 1.25))
   GU + DLR grad         GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR(1e-3, ratio='grad')   (the gradient spread)
   GroupDiagnostics      GroupDiagnostics() at its default, alone
   GU + DLR find         GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR('find')   (an LR range test at each stage)
@@ -34,7 +34,7 @@ from fastai.basics import Learner, DataLoaders, TfmdDL, Callback, OptimWrapper, 
 from fastai.callback.schedule import ParamScheduler, SchedLin
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import report
-from fastai_disclr.all import GradualUnfreeze, DiscriminativeLR, GroupDiagnostics, LRRangeTest
+from fastai_disclr.all import GradualUnfreeze, ThawOnPlateau, DiscriminativeLR, GroupDiagnostics, LRRangeTest
 from fastai_disclr.test_utils import quiet
 
 def sync(device):
@@ -139,7 +139,7 @@ def floor_us(learn, writes_per_batch:int, reps:int=2000) -> float:
 CONFIGS = {  # name: (callbacks, LR writes per batch (the floor), a range test in it)
     'GU + DLR':                 (lambda: [GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR(1e-3, ratio=1/0.8)], 1),
     'GU + DLR restart':         (lambda: [GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR(1e-3, ratio=1/0.8, restart=True)], 2),
-    'GU patience + DLR sched':  (lambda: [GradualUnfreeze({0: -2, 1: 0}, patience=1),
+    'GU patience + DLR sched':  (lambda: [GradualUnfreeze({0: -2, 1: 0}), ThawOnPlateau(patience=1),
                                           DiscriminativeLR(1e-3, ratio=SchedLin(1., 1.25))], 1),
     'GU + DLR grad':            (lambda: [GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR(1e-3, ratio='grad')], 1),
     'GroupDiagnostics':         (lambda: [GroupDiagnostics()], 0),

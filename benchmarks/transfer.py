@@ -25,7 +25,7 @@ import numpy as np
 import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import report
-from fastai_disclr.all import GradualUnfreeze, DiscriminativeLR, LRRangeTest
+from fastai_disclr.all import GradualUnfreeze, ThawOnPlateau, DiscriminativeLR, LRRangeTest
 
 STAGE_MULTS = [1, 1/2, 1/4, 1/20]  # fastbook's ULMFiT stages: 2e-2, 1e-2, 5e-3, 1e-3
 
@@ -37,10 +37,12 @@ def fastbook_by_hand(learn, epochs, lr):
         learn.freeze_to(freeze)
         learn.fit_one_cycle(n, top if first else slice(top/2.6**4, top))
 
-def one_call(sched=None, lrs=None, ratio=2.6, **gu):
-    "fit_one_cycle with GradualUnfreeze(sched) (none if 'none') and DiscriminativeLR(lrs, ratio); `lrs=None`: the method's LR"
+def one_call(sched=None, lrs=None, ratio=2.6, patience=None):
+    """fit_one_cycle with GradualUnfreeze(sched) (none if 'none'), ThawOnPlateau(patience) if given, and DiscriminativeLR(lrs,
+    ratio); `lrs=None`: the method's LR"""
     def _fit(learn, epochs, lr):
-        cbs = [] if sched == 'none' else [GradualUnfreeze(sched(epochs) if callable(sched) else sched, **gu)]
+        cbs = [] if sched == 'none' else [GradualUnfreeze(sched(epochs) if callable(sched) else sched)]
+        if patience is not None: cbs.append(ThawOnPlateau(patience=patience))
         dlr = DiscriminativeLR(lrs, ratio=ratio, finder=LRRangeTest())
         learn.fit_one_cycle(epochs, lr if lrs is None else None, cbs=cbs + [dlr])
         return dlr

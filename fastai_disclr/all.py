@@ -6,11 +6,15 @@
 __all__ = []
 
 # %% ../nbs/98_all.ipynb #a3aeb8a1
-import fastai_disclr.unfreeze as unfreeze, fastai_disclr.discriminative as discriminative, fastai_disclr.find as find
-import fastai_disclr.splitters as splitters, fastai_disclr.diagnostics as diagnostics
-from .unfreeze import *
-from .discriminative import *
-from .find import *
+import fastai_disclr.core as core, fastai_disclr.splitters as splitters, fastai_disclr.stages as stages
+import fastai_disclr.find as find, fastai_disclr.grad as grad, fastai_disclr.lrs as lrs
+import fastai_disclr.diagnostics as diagnostics
+from .core import *
 from .splitters import *
+from .stages import *
+from .find import *
+from .grad import *
+from .lrs import *
 from .diagnostics import *
-__all__ = unfreeze.__all__ + discriminative.__all__ + find.__all__ + splitters.__all__ + diagnostics.__all__
+__all__ = (core.__all__ + splitters.__all__ + stages.__all__ + find.__all__ + grad.__all__ + lrs.__all__
+           + diagnostics.__all__)

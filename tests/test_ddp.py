@@ -36,11 +36,11 @@ def test_naive_freeze_to_on_a_schedule_drifts(tmp_path):
     assert not all(torch.equal(g0, g1) for g0,g1 in zip(r0['final'], r1['final']))
 
 def test_stages_decided_by_the_validation_loss_are_the_same_on_every_rank(tmp_path):
-    "GradualUnfreeze(patience=..., restore_best=True): each rank changes stage, and restores, at the same epoch (rank 0 decides); the replicas stay identical"
+    "ThawOnPlateau(patience=..., restore_best=True): each rank changes stage, and restores, at the same epoch (rank 0 decides); the replicas stay identical"
     r0,r1 = run_ranks('patience', tmp_path)
     starts = [[(s['epoch'], s['why']) for s in r['stage_log']] for r in (r0, r1)]
     assert starts[0] == starts[1] == [(0, 'start'), (2, 'plateau'), (4, 'plateau')], starts
-    assert [s['restored'] for s in r0['stage_log']] == [s['restored'] for s in r1['stage_log']] == [0, 2, 4]
+    assert [t['restored'] for t in r0['plateau_log']] == [t['restored'] for t in r1['plateau_log']] == [0, 2, 4]
     for g,(g0,g1) in enumerate(zip(r0['final'], r1['final'])): assert torch.equal(g0, g1), f'group {g} differs between ranks'
     for g,e in {3: 0, 2: 2, 1: 4, 0: 4}.items():
         assert not torch.equal(r0['snaps'][e][g], r0['final'][g]), f'group {g} did not move after its thaw at epoch {e}'

@@ -266,14 +266,19 @@ def test_lr_find(name, attach, data, tmp_path):
 
 @pytest.mark.parametrize('name,attach', cases())
 def test_fine_tune(name, attach, data, tmp_path):
-    "fine_tune is fastai's own recipe: the recipes sit it out with one warning each, and it trains as without them"
+    """fine_tune is two fits, which fastai gives a callback no way to tell apart: attached to the learner, the recipes act
+    in the first (the head alone, as fine_tune's own freeze) and sit out the second with one warning; given to
+    fine_tune, they act in each of its fits, as in any fit they are given to"""
     c = Case(name, data, attach, tmp_path)
     p = c.fit('fine_tune', 1, 1e-3)
-    assert [sum(t) for t in p.trainable[:1]] == [c.n], p.trainable  # the probe sees fine_tune's second fit: all groups
-    said = [m for m in c.warnings if '`fine_tune` is fastai' in m]
-    assert len(said) == 1 and said[0].startswith('GradualUnfreeze and DiscriminativeLR sit out this fit'), c.warnings
-    lr = np.array(p.lrs[0])
-    np.testing.assert_allclose(lr[1:]/lr[:-1], 100**(1/(c.n-1)), rtol=1e-6)  # fine_tune's own slice(base_lr/100, base_lr)
+    said = [m for m in c.warnings if 'sit out this fit' in m]
+    if attach == 'learner':
+        assert [sum(t) for t in p.trainable[:1]] == [c.n], p.trainable  # the probe sees fine_tune's second fit: all groups
+        assert len(said) == 1 and said[0].startswith('GradualUnfreeze and DiscriminativeLR sit out this fit'), c.warnings
+        lr = np.array(p.lrs[0])
+        np.testing.assert_allclose(lr[1:]/lr[:-1], 100**(1/(c.n-1)), rtol=1e-6)  # fine_tune's own slice(base_lr/100, base_lr)
+    else:
+        assert [sum(t) for t in p.trainable[:1]] == [1] and said == [], (p.trainable, c.warnings)  # the recipe's first stage
     assert len(c.diag.lrs) == len(p.lrs)  # the diagnostics, not a recipe, record fine_tune's fits
 
 @pytest.mark.parametrize('name,attach', cases())
@@ -313,20 +318,22 @@ def test_attached_then_more_epochs(name, data, tmp_path):
     assert [sum(t) for t in p.trainable] == [c.n]*len(p.trainable)
     np.testing.assert_allclose(np.array(p.lrs), 1e-3, rtol=1e-9)
     np.testing.assert_array_equal(c.dlr.batch_lrs, lrs)
-    assert any('ran its recipe in an earlier fit' in m for m in c.warnings), c.warnings
+    assert any('sit out this fit' in m and 'it ran in an earlier one' in m for m in c.warnings), c.warnings
     assert 'trainable_groups' not in c.learn.recorder.metric_names  # nor a column: the plain fit's table is fastai's
 
 
 # ---------------------------------------------------------------- stages that follow the validation loss, on every learner
 @pytest.mark.parametrize('name', list(LEARNERS))
 def test_plateau_stages_beside_save_model_and_early_stopping(name, data, tmp_path):
-    """`patience=1` with a `min_delta` no epoch meets: each stage ends after two epochs, restoring its best (its first);
-    SaveModelCallback and EarlyStoppingCallback keep their own rules beside it"""
+    """`ThawOnPlateau(patience=1)` with a `min_delta` no epoch meets: each stage ends after two epochs, restoring its best
+    (its first); SaveModelCallback and EarlyStoppingCallback keep their own rules beside it"""
     c = Case(name, data, 'fit', tmp_path)
-    c.cbs[0] = gu = GradualUnfreeze({0: -1, 3: -2, 6: 0}, patience=1, min_delta=1e9, restore_best=True)
+    c.cbs[0] = gu = GradualUnfreeze({0: -1, 3: -2, 6: 0})
+    tp = ThawOnPlateau(patience=1, min_delta=1e9, restore_best=True)
     save = SaveModelCallback(monitor='valid_loss', fname='best')
-    p = c.fit('fit_one_cycle', 6, LR, extra=[save, EarlyStoppingCallback(monitor='valid_loss', patience=6)])
-    assert [(s['epoch'], s['why'], s['restored']) for s in gu.stage_log] == [(0, 'start', 0), (2, 'plateau', 2), (4, 'plateau', 4)]
+    p = c.fit('fit_one_cycle', 6, LR, extra=[tp, save, EarlyStoppingCallback(monitor='valid_loss', patience=6)])
+    assert [(s['epoch'], s['why']) for s in gu.stage_log] == [(0, 'start'), (2, 'plateau'), (4, 'plateau')]
+    assert [t['restored'] for t in tp.log] == [0, 2, 4]
     assert gu.actual_schedule == {0: -1, 2: -2, 4: 0}
     assert [int(v[-1]) for v in c.learn.recorder.values] == [1, 1, 2, 2, c.n, c.n]
     assert p.frozen_moved == [0]*6
@@ -338,13 +345,13 @@ def test_plateau_monitor_without_a_time_column(add_time, metrics, monitor, data,
     "A monitored value is found by its name whether or not the Recorder keeps a time column (`Recorder(add_time=False)`)"
     learn = quiet(tabular_learner(data['tabular'], layers=[16, 8], splitter=tabular_splitter, metrics=metrics, path=tmp_path))
     learn.recorder.add_time = add_time
-    gu = GradualUnfreeze({0: -1, 2: 0}, patience=1, monitor=monitor)
-    with contextlib.redirect_stdout(io.StringIO()): learn.fit_one_cycle(3, 1e-2, cbs=gu)
+    gu, tp = GradualUnfreeze({0: -1, 2: 0}), ThawOnPlateau(patience=1, monitor=monitor)
+    with contextlib.redirect_stdout(io.StringIO()): learn.fit_one_cycle(3, 1e-2, cbs=[gu, tp])
     names = list(learn.recorder.metric_names)
     assert ('time' in names) == add_time and names.index('trainable_groups') == len(names) - 1 - add_time
     k = names[1:].index(monitor)
-    assert [s['values'] for s in gu.stage_log] == [[v[k] for v in learn.recorder.values][s['epoch']:e] for s,e in
-                                                   zip(gu.stage_log, [s['epoch'] for s in gu.stage_log[1:]] + [3])]
+    assert [t['values'] for t in tp.log] == [[v[k] for v in learn.recorder.values][s['epoch']:e] for s,e in
+                                             zip(gu.stage_log, [s['epoch'] for s in gu.stage_log[1:]] + [3])]
 
 
 # ---------------------------------------------------------------- the traps of real use

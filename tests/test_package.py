@@ -29,7 +29,7 @@ def wheel(tmp_path_factory):
 
 def test_wheel_holds_the_library_and_its_examples_apart(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for mod in ['__init__', 'all', 'unfreeze', 'discriminative', 'splitters', 'diagnostics', 'test_utils', '_modidx']:
+    for mod in ['__init__', 'all', 'core', 'splitters', 'stages', 'find', 'grad', 'lrs', 'diagnostics', 'test_utils', '_modidx']:
         assert f'fastai_disclr/{mod}.py' in names, names
     for mod in ['demo', 'digits', 'text', 'text_task', 'vision', 'docs']:
         assert f'fastai_disclr_examples/{mod}.py' in names and f'fastai_disclr/{mod}.py' not in names, names

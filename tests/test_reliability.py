@@ -24,10 +24,11 @@ def fp16_run(cbs, init_scale=2.**40):
 
 @pytest.mark.parametrize('gu', [dict(schedule=SCHEDULE),
     # stages that end when the validation loss stops improving (min_delta: at once), going back to each stage's best weights
-    dict(schedule={0: -1, 2: -2, 3: 0}, patience=1, min_delta=1e9, restore_best=True)], ids=['fixed', 'patience'])
+    dict(schedule={0: -1, 2: -2, 3: 0}, plateau=dict(patience=1, min_delta=1e9, restore_best=True))], ids=['fixed', 'plateau'])
 def test_fp16_stage_changes_do_not_restart_the_loss_scaler(gu):
     plain = fp16_run([])
-    staged = fp16_run([g := GradualUnfreeze(**gu), DiscriminativeLR(1e-2)])
+    tp = [ThawOnPlateau(**gu['plateau'])] if 'plateau' in gu else []
+    staged = fp16_run([g := GradualUnfreeze(gu['schedule']), DiscriminativeLR(1e-2)] + tp)
     assert len(g.stage_log) >= 3
     assert plain.skipped > 0, 'the test needs a scaler that calibrates'
     assert staged.skipped <= plain.skipped, (staged.skipped, plain.skipped)

@@ -3,7 +3,7 @@
 
 1. `nbdev.serve.proc_nbs` (what `nbdev-proc-nbs` and `nbdev-docs` run, without Quarto) writes _proc/: hidden cells
    dropped, an API section (`show_doc`) for every exported name, names in backticks linked to their sections.
-2. Each processed notebook is staged in _docs_src/ under the page name nbdev gives it (`output-file`: unfreeze.html),
+2. Each processed notebook is staged in _docs_src/ under the page name nbdev gives it (`output-file`: stages.html),
    with its title and summary as a heading, the README's result tables filled in from the stored outputs, nbdev's
    Quarto directives turned into MyST-NB cell tags, and links made relative to the site (Sphinx's section ids).
 3. Sphinx renders the stored outputs (nothing is executed), with a navigation sidebar and its offline search.

@@ -102,7 +102,7 @@ def properties():
     for page, sid, name in api_names():
         if '.' not in name: continue
         cls, attr = name.split('.', 1)
-        for mod in ('unfreeze', 'discriminative', 'find', 'splitters', 'diagnostics'):
+        for mod in ('core', 'splitters', 'stages', 'find', 'grad', 'lrs', 'diagnostics'):
             o = getattr(importlib.import_module(f'fastai_disclr.{mod}'), cls, None)
             if o is not None and isinstance(inspect.getattr_static(o, attr, None), property): out.append((page, sid, name))
     return out
@@ -169,7 +169,7 @@ def main():
             problems += [f'{page}: Markdown left as text: {t!r}' for t in dict.fromkeys(st['raw_md'])]  # a cell's paragraph once
             problems += [f'{page}: text cut off by its box (wider than the page): {t!r}' for t in st['cut']]
             if page == 'genindex.html' and st['index_entries'] == 0: problems.append(f'{page}: an empty index')
-            if page == 'discriminative.html': shot(cdp, 'discriminative.png')
+            if page == 'lrs.html': shot(cdp, 'lrs.png')
             if page == 'index.html': shot(cdp, 'index.png')
         ids = {p: set(s['ids']) for p, s in states.items()}
         for page, st in states.items():

@@ -5,7 +5,7 @@ Markdown cells as they are; code cells as ```python blocks without their `#|` di
 the title and `> summary` become the README's heading. A line `<!-- output: NOTEBOOK NAME -->` becomes the Markdown
 output of the cell of nbs/NOTEBOOK.ipynb whose first line is `# readme: NAME` (a result table and how it was produced),
 and a line `<!-- file: PATH -->` the report a benchmark wrote there (`--out`), so that no figure in the README is typed by hand. Links to notebooks (`00_unfreeze.ipynb`) are made relative to the
-repository root (`nbs/00_unfreeze.ipynb`); the docs build resolves the same links to its pages.
+repository root (`nbs/02_stages.ipynb`); the docs build resolves the same links to its pages.
 `--check` exits 1 if README.md is not what the notebooks give, or if its prose types a figure (a decimal number) that
 neither its own code and outputs nor the outputs and reports it quotes hold: prose quotes figures, it does not type them.
 """
