@@ -92,14 +92,16 @@ class LRRangeTest:
     ):
         _check_test(start_lr, end_lr, num_it, suggest)
         store_attr()
+        self.found = [] # a record of each test it ran: the curve, the pick, its cost
         self.suggest_fn = _SUGGEST[suggest] if isinstance(suggest, str) else suggest
 
     def __call__(self,
         learn, # A `Learner` inside a training fit (at the start of an epoch's training)
         shape:np.ndarray, # Each group's LR over the top group's: the stage's spread
         label:str='LR range test', # What the progress bar says runs
+        **info, # Kept in the test's record (`found`): which stage, which epoch
     ) -> dict:
-        "Run the test and put everything back; the curve, the suggestion (rank 0's in a distributed fit), its cost"
+        "Run the test and put everything back; its record: the curve, the suggestion (rank 0's when distributed), cost"
         t0,snap,shape = time.perf_counter(),_Snapshot(learn),np.asarray(shape, dtype=float)
         lrs = np.array([SchedExp(self.start_lr, self.end_lr)(i/self.num_it) for i in range(self.num_it)])
         try: curve = self._sweep(learn, _StepLRs(lrs, shape, learn), label)
@@ -109,8 +111,9 @@ class LRRangeTest:
         rec = getattr(learn, 'recorder', None)
         if getattr(rec, 'add_time', False) and hasattr(rec, 'start_epoch'): rec.start_epoch += secs
         lr,point = self._pick(lrs[:len(curve)], curve)
-        return dict(lrs=lrs[:len(curve)], losses=np.array(curve), lr=rank0_decides(lr), point=point,
-                    batches=len(curve), seconds=secs, shape=shape)
+        self.found.append(info | dict(lrs=lrs[:len(curve)], losses=np.array(curve), lr=rank0_decides(lr), point=point,
+                                      batches=len(curve), seconds=secs, shape=shape))
+        return self.found[-1]
 
     def _bar(self, learn, label:str):
         "The test's batches, with a progress bar of their own where the fit shows one (as `lr_find` shows its own)"
@@ -155,3 +158,20 @@ def _pick(self:LRRangeTest, lrs:np.ndarray, curve:list) -> tuple:
     if len(ys_) < 2: return float(self.start_lr),(float(self.start_lr), float('nan'))
     lr,point = self.suggest_fn(xs_, ys_, self.num_it)
     return float(lr),(float(point[0]), float(point[1]))
+
+# %% ../nbs/03_find.ipynb #a46cc4d8
+@patch
+def plot(self:LRRangeTest,
+    figsize:tuple|None=None, # Size of the figure; `None`: 3.5 inches a test
+):
+    "The tests it ran: smoothed loss against the top group's LR, the pick marked"
+    import matplotlib.pyplot as plt
+    if not self.found: raise ValueError("LRRangeTest ran no test: give it to `DiscriminativeLR('find', finder=...)`")
+    fig,axs = plt.subplots(1, len(self.found), figsize=figsize or (3.5*len(self.found), 3), squeeze=False, sharey=True)
+    for ax,r in zip(axs[0], self.found):
+        ax.plot(r['lrs'], r['losses']); ax.plot(*r['point'], 'o', color='C1', label=f"pick {r['lr']:.2g}")
+        ax.set_xscale('log'); ax.set_xlabel("top group's LR"); ax.legend(fontsize=8)
+        ax.set_title(f"stage {r.get('stage', '?')} (epoch {r.get('epoch', '?')}): {r['batches']} batches", fontsize=9)
+    axs[0][0].set_ylabel('loss (smoothed)')
+    fig.tight_layout()
+    return fig

@@ -6,10 +6,12 @@
 from __future__ import annotations
 import numpy as np
 import torch
+from fastcore.basics import patch
+from matplotlib.axes import Axes
 from .core import foreach
 
 # %% auto #0
-__all__ = []
+__all__ = ['GradSpread']
 
 # %% ../nbs/04_grad.ipynb #64fd6866
 def relative_grad_norms(
@@ -41,3 +43,47 @@ def grad_spread(
     "Per-group LR multipliers as Auto-RGN (Lee et al., 2023): each trainable group's RGN over the largest; frozen: 1"
     top = np.nanmax(rgn) if np.isfinite(rgn).any() else 1.
     return np.where(np.isfinite(rgn), rgn/max(top, 1e-12), 1.)
+
+# %% ../nbs/04_grad.ipynb #8ccf457b
+class GradSpread:
+    "Each trainable group's LR multiplier from its relative gradient norm, measured once in `every` optimizer steps"
+    def __init__(self,
+        every:int=25, # Measure once in `every` optimizer steps of the fit (and at each stage's first step)
+    ):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"GradSpread's `every` must be a positive integer, got {every!r}")
+        self.every,self.log = every,[]
+
+    def start(self, n:int):
+        "A new fit of `n` groups: every group at the top LR until measured"
+        self.mults,self.steps,self.log,self.measure = np.ones(n),0,[],True
+
+    def new_stage(self):
+        "A new stage: every group at the top LR until the stage's first step is measured"
+        self.mults,self.measure = np.ones(len(self.mults)),True
+
+    def step(self, opt, batch:int):
+        "Before the optimizer's step: measure on its own (unscaled) gradients at a stage's first step, once in `every`"
+        # counted in the steps `before_step` sees (with `GradientAccumulation`, one in `n_acc` items)
+        step,self.steps = self.steps,self.steps+1
+        if not (self.measure or step % self.every == 0): return
+        self.mults,self.measure = grad_spread(relative_grad_norms(opt, opt.frozen_idx)),False
+        self.log.append((batch, self.mults))
+
+    def __repr__(self): return f'GradSpread(every={self.every})'
+
+@patch
+def plot(self:GradSpread,
+    ax:Axes|None=None, # A matplotlib axis to draw on; a new figure if `None`
+    figsize:tuple=(7, 3), # Size of a new figure
+):
+    "Each group's multiplier at the batches it was measured (1: the largest relative gradient, or a frozen group)"
+    import matplotlib.pyplot as plt
+    if not self.log: raise ValueError("GradSpread measured nothing: fit with `DiscriminativeLR(ratio=GradSpread())`")
+    if ax is None: _,ax = plt.subplots(figsize=figsize)
+    its,ms = [i for i,_ in self.log],np.stack([m for _,m in self.log])
+    for g,c in enumerate(plt.cm.viridis(np.linspace(0, 0.9, ms.shape[1]))):
+        ax.plot(its, ms[:, g], '.-', color=c, label=f'group {g}')
+    ax.set_xlabel('training batch'); ax.set_ylabel("LR over the top group's")
+    ax.set_title('The gradient spread', fontsize=10); ax.legend(fontsize=8)
+    return ax

@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from .core import FitCallback, StagePlan, LRS_ORDER, lr_list
 from .splitters import n_groups
 from .find import LRRangeTest
-from .grad import relative_grad_norms, grad_spread
+from .grad import GradSpread
 
 # %% auto #0
 __all__ = ['group_lrs', 'DiscriminativeLR']
@@ -46,7 +46,7 @@ def _check_ratio(r):
 
 def _spread_vs_slice(ratio, what:str) -> str:
     "The error for a per-batch spread (`ratio='grad'` or a schedule) given together with a slice's own spread"
-    how = "`ratio='grad'`" if ratio == 'grad' else 'a `ratio` schedule'
+    how = "`ratio='grad'`" if isinstance(ratio, (str, GradSpread)) else 'a `ratio` schedule'
     return (f"DiscriminativeLR got {how}, which spreads one LR across the groups, and {what}, which fixes a spread of "
             "its own: give one of them. Keep the spread by giving a float LR (to the fit, or as `lrs`) or 'find'; "
             "keep the slice by dropping `ratio` (a slice ignores a numeric `ratio`).")
@@ -70,11 +70,19 @@ def _peak(
     f, # A schedule: `f(pos)` for `pos` in [0, 1] gives a value, or an array of one per group
     n:int, # Number of layer groups
 ) -> np.ndarray:
-    "Per-group peak of schedule `f` over the fit: its highest value on a fine grid of the fit's progress"
-    # to fastai a schedule is a function of the fit's progress: sampled here, never opened; the grid's 2001 points hold
-    # the phase boundaries of fastai's fits (`pct_start` 0.25, 0.3, 0.99, ...), where fastai's schedules peak
-    vals = [f(float(p)) for p in np.linspace(0, 1, 2001)]
-    return np.max([np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in vals], axis=0)
+    "Per-group peak of schedule `f` over the fit: its highest value on a grid of the fit's progress, refined at the top"
+    # to fastai a schedule is a function of the fit's progress: sampled here, never opened; the grid holds the phase
+    # boundaries of fastai's fits (`pct_start` 0.25, 0.3, 0.99, ...), where its schedules peak, and is refined twice
+    # around its highest point (a few hundred calls: fastai's `combine_scheds` makes tensors at each)
+    def at(ps): return np.stack([np.broadcast_to(np.asarray(f(float(p)), dtype=float), (n,)) for p in ps])
+    ps = np.linspace(0, 1, 101)
+    vals = at(ps)
+    best,p = vals.max(0),ps[vals[:, -1].argmax()]
+    for w in (1e-2, 1e-3, 1e-4, 1e-5):
+        qs = np.clip(np.linspace(p-w, p+w, 21), 0, 1)
+        vals = at(qs)
+        best,p = np.maximum(best, vals.max(0)),qs[vals[:, -1].argmax()]
+    return best
 
 class _StageSched:
     "The fit's schedule `f` in the stage in force: at the stage's own position (`restart`), times its per-group factors"
@@ -95,17 +103,16 @@ class DiscriminativeLR(FitCallback):
         # Per stage: the top group's LR, `slice(low, high)`, or 'find' (an LR range test at the stage's start);
         # one value: every stage; `None`: the fit's LRs
         lrs:float|slice|str|list|None=None,
-        # LR of a group = LR of the group above / `ratio`; a schedule `ratio(pct_train)`; or 'grad': each group's
-        # relative gradient norm
-        ratio:float|str|callable=2.6,
+        # LR of a group = LR of the group above / `ratio`; a schedule `ratio(pct_train)`; or 'grad' (`GradSpread()`):
+        # each group's relative gradient norm
+        ratio:float|str|callable|GradSpread=2.6,
         restart:bool=False, # Each stage runs its own cycle of the fit's schedules, as separate `fit_one_cycle` calls do
         finder:LRRangeTest|None=None, # How a 'find' stage tests; `None`: `LRRangeTest()`, fastai's `lr_find` settings
-        every:int=25, # With `ratio='grad'`: measure the gradients once in `every` steps (and at a stage's first)
     ):
-        self.lrs = _check_args(lrs, ratio, finder, every)
-        self.finder = finder or LRRangeTest()
-        store_attr('ratio,restart,every')
-        self._lrs,self.found = [],[]
+        self.lrs = _check_args(lrs, ratio, finder)
+        self.finder,self.ratio = finder or LRRangeTest(),GradSpread() if ratio == 'grad' else ratio
+        store_attr('restart')
+        self._lrs = []
 
     def setup(self):
         "Resolve each stage's per-group LRs against the learner's groups, the plan of the stages and the fit's schedule"
@@ -113,7 +120,8 @@ class DiscriminativeLR(FitCallback):
         plan = getattr(self.learn, 'stage_plan', None)
         self.plan = plan if plan is not None else StagePlan.single(self.learn)
         self._resolve(_per_stage(self.lrs, plan, self.plan), self._fit_schedule(self.n))
-        self.stage,self._lrs,self.stage_iters,self.found,self.grad_log,self.steps = None,[],[],[],[],0
+        self.stage,self._lrs,self.stage_iters,self.finder.found = None,[],[],[]
+        if _grad(self.ratio): self.ratio.start(self.n)
         if self.ps is not None: self._compose()
 
     def epoch_start(self):
@@ -123,7 +131,7 @@ class DiscriminativeLR(FitCallback):
         if i == self.stage: return
         if self.finds[i]: self._find(i)
         self.stage,self.scale,self.depth = i,self.scales[i],self.depths[i]
-        if self.ratio == 'grad': self.mults,self.measure = np.ones(self.n),True # measured at the stage's first step
+        if _grad(self.ratio): self.ratio.new_stage() # measured at the stage's first step
         # the stage's own cycle (`restart`): over its scheduled length from its actual start, cut if it ends early
         self.span = plan.span()
         self.stage_iters.append((len(self._lrs), i))
@@ -156,17 +164,16 @@ def _check_lrs(lrs):
     for i,lr in enumerate(lrs): _check_lr(lr, f"DiscriminativeLR's `lrs[{i}]`")
     return list(lrs)
 
-def _check_args(lrs, ratio, finder, every) -> list|float|slice|str|None:
+def _check_args(lrs, ratio, finder) -> list|float|slice|str|None:
     "`lrs` as `DiscriminativeLR` keeps it (a list, or one value), or a `ValueError` that says what is wrong, and how"
     if isinstance(ratio, str) and ratio not in _RATIO_WORDS: raise ValueError(f"DiscriminativeLR's `ratio` is "
         f"{ratio!r}, not a word it takes: {list(_RATIO_WORDS)} ('grad': gradient norms), a number or a schedule")
-    if not (isinstance(ratio, str) or callable(ratio)): _check_ratio(ratio)
+    if not (isinstance(ratio, (str, GradSpread)) or callable(ratio)): _check_ratio(ratio)
     lrs = _check_lrs(lrs)
-    if (callable(ratio) or ratio == 'grad') and any(isinstance(lr, slice) for lr in listify(lrs)):
+    if (callable(ratio) or isinstance(ratio, (str, GradSpread))) and any(isinstance(lr, slice) for lr in listify(lrs)):
         raise ValueError(_spread_vs_slice(ratio, "a slice in `lrs`"))
     if finder is not None and not isinstance(finder, LRRangeTest):
         raise ValueError(f"DiscriminativeLR's `finder` is an `LRRangeTest(...)`, got {finder!r}")
-    if not isinstance(every, int) or every<1: raise ValueError(f"`every` must be a positive integer, got {every!r}")
     return lrs
 
 # %% ../nbs/05_lrs.ipynb #b87ba808
@@ -198,9 +205,9 @@ def _resolve(self:DiscriminativeLR, lrs:list, peak:np.ndarray):
     self.scales = [t/peak for t in self.stage_lrs]
     # groups below the top one: a ratio schedule's spread is ratio**-depth (none in a stage it does not spread)
     self.depths = [np.arange(n-1, -1, -1) if spread else np.zeros(n) for _,spread in stages]
-    self.mults = np.ones(n) # with `ratio='grad'`: each group's multiplier from the gradients, 1 until measured
 
 def _schedule(ratio) -> bool: return callable(ratio) and not isinstance(ratio, str)
+def _grad(ratio) -> bool: return isinstance(ratio, GradSpread)
 
 @patch
 def _stage_lrs(self:DiscriminativeLR, lr, frozen_idx:int, peak:np.ndarray):
@@ -208,13 +215,13 @@ def _stage_lrs(self:DiscriminativeLR, lr, frozen_idx:int, peak:np.ndarray):
     if lr == 'find': lr = 1.
     if lr is None and not np.allclose(peak, peak[-1]):
         # the fit was given per-group LRs (`fit_one_cycle(n, slice(low, high))`): keep the spread the user wrote
-        if callable(self.ratio) or self.ratio == 'grad': raise ValueError(
+        if callable(self.ratio) or _grad(self.ratio): raise ValueError(
             _spread_vs_slice(self.ratio, f"this fit's per-group LRs ({peak}, from `fit_one_cycle(n, slice(...))`)"))
         return peak,False
     # a stage that trains the head alone: a float is every group's LR, as in fastai (it reaches the norm layers of
     # frozen groups with `train_bn=True`), so fastbook's `fit_one_cycle(1, 3e-3)` head stage reads the same here
     lr,uniform = peak[-1] if lr is None else lr,isinstance(lr, slice) or frozen_idx >= self.n-1
-    spread = isinstance(self.ratio, str) or callable(self.ratio) # spread per batch: by gradients, or a schedule
+    spread = _grad(self.ratio) or callable(self.ratio) # spread per batch: by gradients, or a schedule
     return group_lrs(lr, self.n, 1. if uniform or spread else self.ratio),not uniform and _schedule(self.ratio)
 
 # %% ../nbs/05_lrs.ipynb #1bc6b1f9
@@ -260,7 +267,7 @@ def _pos(self:DiscriminativeLR, pct:float) -> float:
 @patch
 def _factors(self:DiscriminativeLR, pct:float) -> np.ndarray:
     "Each group's LR over the fit's, at progress `pct`: the stage's spread, a ratio schedule's, the gradients'"
-    f = self.scale * self.mults
+    f = self.scale * self.ratio.mults if _grad(self.ratio) else self.scale
     return f * float(self.ratio(pct))**-self.depth if _schedule(self.ratio) else f
 
 # %% ../nbs/05_lrs.ipynb #17e8d1da
@@ -272,22 +279,20 @@ def _find(self:DiscriminativeLR, i:int):
     # so the pick must suit every group, not only the one whose gradient is largest at the stage's start
     shape = self.stage_lrs[i]
     if _schedule(self.ratio): shape = shape * float(self.ratio(self.pct_train))**-self.depths[i]
-    r = self.finder(self.learn, shape, label=f'LR range test, stage {i}')
-    self.found.append(dict(stage=i, epoch=self.epoch, **r))
+    r = self.finder(self.learn, shape, label=f'LR range test, stage {i}', stage=i, epoch=self.epoch)
     self.stage_lrs[i] = self.stage_lrs[i] * r['lr']
     self.scales[i] = self.stage_lrs[i]/self.peak
 
 # %% ../nbs/05_lrs.ipynb #6c58f0fc
 @patch
 def before_step(self:DiscriminativeLR):
-    "With `ratio='grad'`: each trainable group's LR multiplier from its relative gradient norm (Auto-RGN)"
-    if not self.in_fit or self.ratio != 'grad': return
-    # counted in the optimizer's steps, which `before_step` sees (with `GradientAccumulation`, one in `n_acc` items)
-    step,self.steps = self.steps,self.steps+1
-    if not (self.measure or step % self.every == 0): return
-    # measured at a stage's first step and once in `every` steps of the fit, on the step's own (unscaled) gradients
-    self.mults,self.measure = grad_spread(relative_grad_norms(self.opt, self.opt.frozen_idx)),False
-    self.grad_log.append((len(self._lrs)-1, self.mults))
+    "With `ratio='grad'`: each trainable group's LR multiplier from its relative gradient norm (`GradSpread`)"
+    if self.in_fit and _grad(self.ratio): self.ratio.step(self.opt, len(self._lrs)-1)
+
+@patch(as_prop=True)
+def found(self:DiscriminativeLR) -> list:
+    "The range tests of the last fit's 'find' stages: `finder.found`, the records of the finder that ran them"
+    return self.finder.found
 
 @patch(as_prop=True)
 def batch_lrs(self:DiscriminativeLR) -> np.ndarray:
@@ -348,17 +353,7 @@ def plot_lrs(self:DiscriminativeLR,
 def plot_find(self:DiscriminativeLR,
     figsize:tuple|None=None, # Size of the figure; `None`: 3.5 inches a 'find' stage
 ):
-    "The LR range test of each 'find' stage of the last fit: smoothed loss against the top group's LR, the pick marked"
-    import matplotlib.pyplot as plt
+    "The LR range test of each 'find' stage of the last fit: `finder.plot()`, the plot of the finder that ran them"
     if not self.found:
         raise ValueError("DiscriminativeLR ran no LR range test: give 'find' as (some of) its `lrs`, and fit")
-    fig,axs = plt.subplots(1, len(self.found), figsize=figsize or (3.5*len(self.found), 3), squeeze=False, sharey=True)
-    for ax,r in zip(axs[0], self.found):
-        ax.plot(r['lrs'], r['losses'])
-        ax.plot(*r['point'], 'o', color='C1', label=f"pick {r['lr']:.2g}")
-        ax.set_xscale('log'); ax.set_xlabel("top group's LR")
-        ax.set_title(f"stage {r['stage']} (epoch {r['epoch']}): {r['batches']} batches", fontsize=9)
-        ax.legend(fontsize=8)
-    axs[0][0].set_ylabel('loss (smoothed)')
-    fig.tight_layout()
-    return fig
+    return self.finder.plot(figsize=figsize)

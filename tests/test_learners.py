@@ -430,7 +430,7 @@ def test_found_lrs_leave_no_trace(name, ratio, data, tmp_path):
     assert [int(v[-1]) for v in c.learn.recorder.values] == [1, 2, c.n]
     for i, top in enumerate(picks): np.testing.assert_allclose(c.cbs[1].stage_lrs[i][-1], top, rtol=1e-9)
     if ratio == 'grad':
-        assert c.cbs[1].grad_log and all(len(m) == c.n for _, m in c.cbs[1].grad_log)
+        assert c.cbs[1].ratio.log and all(len(m) == c.n for _, m in c.cbs[1].ratio.log)
         assert (np.array(p.lrs)[-1, :-1] != np.array(p.lrs)[-1, -1]).any()  # the last stage spread by the gradients
 
 
@@ -460,14 +460,14 @@ class Steps(Callback):
 def test_gradient_spread_measures_once_in_every_step_with_accumulation(name, every, data, tmp_path):
     "`ratio='grad'` with GradientAccumulation over two batches measures at each stage's first step and once in `every` steps"
     c = Case(name, data, 'fit', tmp_path)
-    c.cbs = [GradualUnfreeze({0: -1, 1: 0}), DiscriminativeLR(LR, ratio='grad', every=every), GroupDiagnostics()]
+    c.cbs = [GradualUnfreeze({0: -1, 1: 0}), DiscriminativeLR(LR, ratio=GradSpread(every=every)), GroupDiagnostics()]
     steps = Steps()
     c.fit('fit_one_cycle', N_EPOCH, extra=[GradientAccumulation(n_acc=2*c.learn.dls.train.bs), steps])
     its = steps.iters
     assert len(its) >= 4 and its == list(range(1, 2*len(its), 2))  # a step in two batches
     stage_starts = [c.probe.epochs.index(st['epoch']) for st in c.gu.stage_log]  # each stage's first batch
     expected = set(its[::every]) | {next(i for i in its if i >= s) for s in stage_starts}
-    assert [b for b, _ in c.dlr.grad_log] == sorted(expected), (c.dlr.grad_log, its)
+    assert [b for b, _ in c.dlr.ratio.log] == sorted(expected), (c.dlr.ratio.log, its)
 
 @pytest.mark.parametrize('name', list(LEARNERS))
 @pytest.mark.parametrize('ratio', ['grad', SchedLin(1, 3)], ids=['grad', 'schedule'])
