@@ -156,6 +156,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'fastai_disclr.lrs._check_pos': ('lrs.html#_check_pos', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._check_ratio': ('lrs.html#_check_ratio', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._check_ratio_sched': ('lrs.html#_check_ratio_sched', 'fastai_disclr/lrs.py'),
+                                   'fastai_disclr.lrs._golden': ('lrs.html#_golden', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._grad': ('lrs.html#_grad', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._group_line': ('lrs.html#_group_line', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._lrs': ('lrs.html#_lrs', 'fastai_disclr/lrs.py'),

@@ -18,6 +18,7 @@ def tidy(nb: dict) -> dict:
             if o.get('name') == 'stderr': continue
             html = _text(o.get('data', {}).get('text/html', ''))
             if '<progress' in html or (html.lstrip().startswith('<style>') and 'progress' in html): continue
+            if o.get('output_type') == 'display_data' and 'text/html' in o.get('data', {}) and not html.strip(): continue  # a closed bar
             if 'class="fastprogress"' in html: o['data'] = {k: v for k,v in o['data'].items() if k != 'text/markdown'}
             outs.append(o)
         c['outputs'] = outs
