@@ -106,11 +106,11 @@ class LRRangeTest:
         lrs = np.array([SchedExp(self.start_lr, self.end_lr)(i/self.num_it) for i in range(self.num_it)])
         try: curve = self._sweep(learn, _StepLRs(lrs, shape, learn), label)
         finally: snap.restore()
+        lr,point = self._pick(lrs[:len(curve)], curve)
         secs = time.perf_counter()-t0
         # the epoch's time in the fit's table is its training's and validation's; the test's own is in its record
         rec = getattr(learn, 'recorder', None)
         if getattr(rec, 'add_time', False) and hasattr(rec, 'start_epoch'): rec.start_epoch += secs
-        lr,point = self._pick(lrs[:len(curve)], curve)
         self.found.append(info | dict(lrs=lrs[:len(curve)], losses=np.array(curve), lr=rank0_decides(lr), point=point,
                                       batches=len(curve), seconds=secs, shape=shape))
         return self.found[-1]
