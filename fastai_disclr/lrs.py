@@ -11,7 +11,7 @@ from fastcore.basics import store_attr, patch, listify, even_mults
 from fastai.callback.schedule import ParamScheduler
 from matplotlib.axes import Axes
 from .core import FitCallback, StagePlan, LRS_ORDER, lr_list
-from .splitters import n_groups
+from .splitters import check_groups
 from .find import LRRangeTest
 from .grad import GradSpread
 
@@ -122,7 +122,7 @@ class DiscriminativeLR(FitCallback):
 
     def setup(self):
         "Resolve each stage's per-group LRs against the learner's groups, the plan of the stages and the fit's schedule"
-        self.n = n_groups(self.learn, 'DiscriminativeLR')
+        self.n = check_groups(self.learn, 'DiscriminativeLR')
         plan = getattr(self.learn, 'stage_plan', None)
         self.plan = plan if plan is not None else StagePlan.single(self.learn)
         self._resolve(_per_stage(self.lrs, plan, self.plan), self._fit_schedule(self.n))

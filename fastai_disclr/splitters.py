@@ -131,7 +131,7 @@ def _your_own_splitter(model, head:str) -> str:
             f"top-level modules ({', '.join(kids)}): e.g. `splitter=lambda m: [{eg}]`, with `params` from fastai.")
 
 # %% ../nbs/01_splitters.ipynb #568baabb
-def n_groups(learn, who:str) -> int:
+def check_groups(learn, who:str) -> int:
     "Number of layer groups of `learn`'s optimizer, or a `ValueError` that says how to split this model"
     n = len(learn.opt.param_lists)
     if n >= 2: return n

@@ -12,7 +12,7 @@ from fastai.learner import SkipToEpoch
 from fastai.callback.tracker import TrackerCallback
 from matplotlib.axes import Axes
 from .core import FitCallback, StagePlan, apply_stage, STAGES_ORDER, validating, rank0_decides, unwrap_ddp
-from .splitters import n_groups
+from .splitters import check_groups
 
 # %% auto #0
 __all__ = ['ulmfit_schedule', 'GradualUnfreeze', 'ThawOnPlateau']
@@ -92,7 +92,7 @@ class GradualUnfreeze(FitCallback):
 
     def setup(self):
         "Check the schedule against the learner and the fit, and publish the plan of its stages"
-        n = self.n = n_groups(self.learn, 'GradualUnfreeze')
+        n = self.n = check_groups(self.learn, 'GradualUnfreeze')
         plan = _plan(self.schedule or ulmfit_schedule(n), n, self.opt.frozen_idx, self.n_epoch)
         _warn_stages(plan, self.schedule is None, getattr(self.plateau, 'patience', None))
         self.stage_log = []

@@ -123,7 +123,7 @@ def api_names():
             parts = short.split('.')
             if parts[0] not in public or any(p.startswith('_') for p in parts): continue
             # callback events and `FitCallback`'s hooks are fastai's to call: the base class documents the hooks once
-            hooks = {'forward', 'setup', 'finish', 'learn'} if parts[0] != 'FitCallback' else {'learn'}
+            hooks = {'forward', 'setup', 'finish', 'epoch_start', 'fit_start', 'learn'} if parts[0] != 'FitCallback' else {'learn'}
             if len(parts) > 1 and (parts[-1] in _events or parts[-1] in hooks): continue
             out.append((link.split('#')[0], make_id(short), short))
     return out
