@@ -88,7 +88,9 @@ class FitCallback(Callback):
 
 # %% ../nbs/00_core.ipynb #a88f6226
 @patch
-def after_cancel_fit(self:FitCallback): self.cancelled = True
+def after_cancel_fit(self:FitCallback):
+    "A callback stopped the fit (`CancelFitException`): `finish` knows, to warn about groups left frozen"
+    self.cancelled = True
 
 @patch
 def after_fit(self:FitCallback):

@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_find.ipynb #e723ab9a
 from __future__ import annotations
-import copy, time
+import time
+from copy import deepcopy
 import numpy as np
 import torch
 from fastcore.basics import store_attr, patch
@@ -51,7 +52,7 @@ class _Snapshot:
         self.grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in m.parameters()]
         # the optimizer's own `state_dict`, as `Learner.save` keeps it: per-parameter state, hyper-parameters, and what
         # a wrapper keeps beside them (fastai's `Lookahead`, in `ranger`: its step count and slow weights)
-        self.opt = copy.deepcopy(opt.state_dict())
+        self.opt = deepcopy(opt.state_dict())
         sc = getattr(learn, 'scaler', None)
         self.scaler = sc.state_dict() if sc is not None and hasattr(sc, 'state_dict') else None
         self.rngs = get_random_states()
@@ -63,7 +64,7 @@ class _Snapshot:
         learn,m = self.learn,unwrap_ddp(self.learn.model)
         m.load_state_dict(self.model)
         for p,g in self.grads: p.grad = g
-        learn.opt.load_state_dict(copy.deepcopy(self.opt)) # a copy: `Lookahead.load_state_dict` pops from its argument
+        learn.opt.load_state_dict(deepcopy(self.opt)) # a copy: `Lookahead.load_state_dict` pops from its argument
         if self.scaler is not None: learn.scaler.load_state_dict(self.scaler)
         set_random_states(**self.rngs)
         for d,rng,s in self.dl_rngs: d.rng = rng; rng.setstate(s)

@@ -178,7 +178,7 @@ def _check_args(lrs, ratio, finder) -> list|float|slice|str|None:
     lrs = _check_lrs(lrs)
     if (callable(ratio) or isinstance(ratio, (str, GradSpread))) and any(isinstance(lr, slice) for lr in listify(lrs)):
         raise ValueError(_spread_vs_slice(ratio, "a slice in `lrs`"))
-    if finder is not None and not isinstance(finder, LRRangeTest):
+    if finder is not None and not callable(finder): # an `LRRangeTest`, or anything called as one
         raise ValueError(f"DiscriminativeLR's `finder` is an `LRRangeTest(...)`, got {finder!r}")
     return lrs
 
