@@ -6,7 +6,6 @@
 from __future__ import annotations
 import math, numbers
 import numpy as np
-import torch
 from fastcore.basics import store_attr, patch, listify, even_mults
 from fastai.callback.schedule import ParamScheduler
 from matplotlib.axes import Axes

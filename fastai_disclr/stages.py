@@ -8,7 +8,6 @@ import dataclasses, numbers, warnings
 import numpy as np
 from bisect import bisect_right
 from fastcore.basics import patch
-from fastai.learner import SkipToEpoch
 from fastai.callback.tracker import TrackerCallback
 from matplotlib.axes import Axes
 from .core import FitCallback, StagePlan, apply_stage, STAGES_ORDER, validating, rank0_decides, unwrap_ddp
