@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from fastai.basics import Learner, DataLoaders, TfmdDL, CrossEntropyLossFlat, accuracy, params, set_seed
 from fastai_disclr.test_utils import quiet
+from fastai_disclr.splitters import layer_splitter
 
 __all__ = ['digits_data', 'digits_cnn', 'digits_splitter', 'digits_learner', 'pretrain_digits', 'target_split',
            'target_dls', 'CORRUPTIONS', 'corrupt', 'transfer']
@@ -36,31 +37,42 @@ def digits_cnn(n_out:int=5) -> nn.Sequential:
                          nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, n_out)))
 
 def digits_splitter(m) -> list:
-    "One layer group per child of `digits_cnn`"
-    return [params(g) for g in m]
+    "One layer group per child of `digits_cnn`; a timm model's own groups (`layer_splitter`)"
+    return layer_splitter(m) if hasattr(m, 'group_matcher') else [params(g) for g in m]
 
 def digits_learner(dls, model) -> Learner:
     "A quiet `Learner` (no progress bar, no logging) with one layer group per child of `model`"
     return quiet(Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy, splitter=digits_splitter))
 
-def pretrain_digits(epochs:int=10, seed:int=0) -> dict:
-    "Train `digits_cnn` on digits 0-4; return the weights of its body (groups 0-2) and its accuracy on held-out 0-4"
+def _labels(y, classes): return torch.tensor([list(classes).index(int(c)) for c in y])
+
+def pretrain_digits(epochs:int=10, seed:int=0,
+    classes:tuple=(0, 1, 2, 3, 4), # The digits to pretrain on
+    model:callable=digits_cnn, # `model(n_out)`: the network (its last child the head)
+    size:int=8, # Image size (the 8x8 digits resized)
+    lr:float=1e-2) -> dict:
+    "Train `model` on `classes`; return the weights of its body (all but its last child) and its accuracy on held-out ones"
     x,y = digits_data()
-    src = torch.where(y < 5)[0]
+    src = torch.where(torch.isin(y, torch.tensor(classes)))[0]
     src = src[torch.randperm(len(src), generator=torch.Generator().manual_seed(seed))]
     set_seed(seed)
     trn,val = src[100:],src[:100]
-    learn = digits_learner(_dls(_shifts(x[trn]), y[trn].repeat(5), x[val], y[val], bs=64), digits_cnn())
-    learn.fit_one_cycle(epochs, 1e-2)
-    body = {k: v.clone() for k,v in learn.model.state_dict().items() if not k.startswith('3.')}
-    return dict(body=body, accuracy=float(learn.validate()[1]))
+    m = model(len(classes))
+    learn = digits_learner(_dls(_resize(_shifts(x[trn]), size), _labels(y[trn], classes).repeat(5), _resize(x[val], size),
+                                _labels(y[val], classes), bs=64), m)
+    learn.fit_one_cycle(epochs, lr)
+    head = [n for n,_ in m.named_children()][-1]
+    body = {k: v.clone() for k,v in learn.model.state_dict().items() if not k.startswith(head + '.')}
+    return dict(body=body, accuracy=float(learn.validate()[1]), model=model, size=size)
 
-def target_split(n_shot:int=5, seed:int=0) -> tuple:
-    "Indices of digits 5-9: `n_shot` random images per class to train on, and all the others"
+def _resize(x, size): return x if size == 8 else F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False)
+
+def target_split(n_shot:int=5, seed:int=0, classes:tuple=(5, 6, 7, 8, 9)) -> tuple:
+    "Indices of the digits `classes`: `n_shot` random images per class to train on, and all the others"
     x,y = digits_data()
     rng,trn = np.random.RandomState(seed),[]
-    for c in range(5, 10): trn += list(rng.choice(np.where(y.numpy() == c)[0], n_shot, replace=False))
-    return np.array(trn),np.setdiff1d(np.where(y.numpy() >= 5)[0], trn)
+    for c in classes: trn += list(rng.choice(np.where(y.numpy() == c)[0], n_shot, replace=False))
+    return np.array(trn),np.setdiff1d(np.where(np.isin(y.numpy(), classes))[0], trn)
 
 def target_dls(n_shot:int=5, seed:int=0, bs:int=16) -> DataLoaders:
     "Digits 5-9 (labels 0-4): `n_shot` random images per class to train on, all the others to validate on"
@@ -100,19 +112,23 @@ def transfer(
     epochs:int=12, lr:float=1e-2,
     n_valid:int=200, # Of the other images, this many validate; the rest test
     pretrained:bool=True, # Start from `body` (else from scratch)
+    classes:tuple=(5, 6, 7, 8, 9), # The digits to transfer to
+    model:callable=digits_cnn, # `model(n_out)`, as `body` was pretrained (`pretrain_digits(model=...)`)
+    size:int=8, # Image size, as `body` was pretrained
 ) -> dict:
-    "Fine-tune on digits 5-9 with `fit`; validation loss and accuracy, test accuracy in distribution and under each corruption"
+    "Fine-tune on the digits `classes` with `fit`; validation loss and accuracy, test accuracy as they are and corrupted"
     set_seed(seed)
-    model = digits_cnn()
+    model = model(len(classes))
     if pretrained: model.load_state_dict(body, strict=False)
     x,y = digits_data()
-    trn,rest = target_split(n_shot, seed)
+    trn,rest = target_split(n_shot, seed, classes)
     rest = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed)).numpy()]
     val,tst = rest[:n_valid],rest[n_valid:]
-    learn = digits_learner(_dls(x[trn], y[trn]-5, x[val], y[val]-5, bs=16), model)
+    def lbl(i): return _labels(y[i], classes)
+    learn = digits_learner(_dls(_resize(x[trn], size), lbl(trn), _resize(x[val], size), lbl(val), bs=16), model)
     out = fit(learn, epochs, lr)
     v_loss,v_acc = learn.validate()
-    def acc(xs): return float(learn.validate(dl=TfmdDL(TensorDataset(xs, y[tst]-5), bs=512, device='cpu'))[1])
+    def acc(xs): return float(learn.validate(dl=TfmdDL(TensorDataset(_resize(xs, size), lbl(tst)), bs=512, device='cpu'))[1])
     ood = {k: acc(corrupt(x[tst], k, seed)) for k in CORRUPTIONS}
     return dict(valid_loss=float(v_loss), valid=float(v_acc), test=acc(x[tst]), ood=float(np.mean(list(ood.values()))),
                 corrupted=ood, learn=learn, out=out)

@@ -11,8 +11,7 @@ import torch
 from torch import nn
 from fastcore.basics import store_attr, patch
 from matplotlib.axes import Axes
-from .core import FitCallback, RECORDS_ORDER, lr_list, foreach, flat_norm
-from .lrs import plot_group_lrs
+from .core import FitCallback, RECORDS_ORDER, foreach, flat_norm
 
 # %% auto #0
 __all__ = ['GroupDiagnostics']
@@ -22,7 +21,7 @@ _N_RECORDS = 50 # records over a fit with `every=None`: enough points for a line
 
 # %% ../nbs/06_diagnostics.ipynb #80da41f5
 class GroupDiagnostics(FitCallback):
-    "Per layer group: LR and trainable at every training batch; update ratio and activation stats every `every` batches"
+    "Per layer group, once in `every` training batches: whether it trains, its update ratio, its activation stats"
     order,run_valid = RECORDS_ORDER,False # after the LRs of the step are final
     recipe = False # not a recipe: records every training fit (`fine_tune`'s too), but not `lr_find`
     def __init__(self,
@@ -37,7 +36,7 @@ class GroupDiagnostics(FitCallback):
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"GroupDiagnostics' `{k}` must be a positive integer or None, got {v!r}")
         store_attr()
-        self.hooks,self._lrs,self._frozen,self.rec_iters,self._upd,self._act,self.hooked = [],[],[],[],[],[],[]
+        self.hooks,self._frozen,self.rec_iters,self._upd,self._act,self.hooked = [],[],[],[],[],[]
         self._rec = False
 
     def setup(self):
@@ -51,13 +50,12 @@ class GroupDiagnostics(FitCallback):
             f"GroupDiagnostics cannot record the activations of layer groups {self.unhooked}: no module holds only "
             "their parameters (e.g. parameters that belong to a module whose other parameters are in another "
             "group). Their LRs and update ratios are recorded.")
-        self._lrs,self._frozen,self.rec_iters,self._upd,self._act,self._rec,self._bufs = [],[],[],[],[],False,{}
+        self._frozen,self.rec_iters,self._upd,self._act,self._rec,self._bufs = [],[],[],[],False,{}
 
     def before_batch(self):
-        "LRs and frozen groups of this step; decide whether to record the heavier statistics"
+        "Decide whether this batch is recorded: one in `every`"
         if not self.in_fit: return
         learn = self.learn # every batch: the learner's attributes directly, not through the callback's `__getattr__`
-        self._lrs.append(lr_list(learn.opt)); self._frozen.append(learn.opt.frozen_idx)
         # counted over the fit, as fastai's `ActivationStats`: one in `every` batches
         self._rec = learn.train_iter % self.rec_every == 0
         # hooked for the recorded batches' forwards only: a hook that returns at once still costs a Python call per
@@ -111,7 +109,7 @@ def after_step(self:GroupDiagnostics):
     with torch.no_grad(): ratios = [_moved(ps, w0) if ps else None for ps,w0 in zip(self._ps, self._w0)]
     dev = next((r.device for r in ratios if r is not None), 'cpu')
     self._upd.append(torch.stack([torch.zeros((), device=dev) if r is None else r.to(dev) for r in ratios]))
-    self.rec_iters.append(len(self._lrs)-1)
+    self.rec_iters.append(self.learn.train_iter); self._frozen.append(self.opt.frozen_idx)
     self._act.append(self._outs)
     self._ps,self._w0,self._outs,self._rec = None,None,{},False
 
@@ -154,14 +152,9 @@ def _stats(self:GroupDiagnostics, o):
 
 # %% ../nbs/06_diagnostics.ipynb #9ee0b326
 @patch(as_prop=True)
-def lrs(self:GroupDiagnostics) -> np.ndarray:
-    "LR of each group at each training batch of the last fit: (batches, groups)"
-    return np.array(self._lrs, dtype=float) if self._lrs else np.zeros((0, 0))
-
-@patch(as_prop=True)
 def trainable(self:GroupDiagnostics) -> np.ndarray:
-    "Whether each group trained at each training batch (its stage thawed it): an array (batches, groups)"
-    n = self.lrs.shape[1]
+    "Whether each group trained at the recorded batches (`rec_iters`; its stage thawed it): (records, groups)"
+    n = self.updates.shape[1]
     return np.arange(n)[None] >= np.array(self._frozen)[:, None] if self._frozen else np.zeros((0, n), dtype=bool)
 
 @patch(as_prop=True)
@@ -183,15 +176,6 @@ def act_stats(self:GroupDiagnostics,
 def _group_colors(n):
     import matplotlib.pyplot as plt
     return plt.cm.viridis(np.linspace(0, 0.9, n))
-
-@patch
-def plot_lrs(self:GroupDiagnostics,
-    ax:Axes|None=None, # A matplotlib axis to draw on; a new figure if `None`
-    log:bool=True, # Log-scale LR axis
-    figsize:tuple=(7, 4), # Size of a new figure
-):
-    "Each group's LR over the training batches: solid while its stage trains it, dotted while frozen, stages dashed"
-    return plot_group_lrs(self.lrs, self.trainable, ax=ax, log=log, figsize=figsize)
 
 @patch
 def plot_updates(self:GroupDiagnostics,

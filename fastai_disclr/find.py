@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_find.ipynb #e723ab9a
 from __future__ import annotations
-import time
+import time, warnings
 from copy import deepcopy
 import numpy as np
 import torch
@@ -59,6 +59,8 @@ class _Snapshot:
         dls = [d for d in (learn.dl, getattr(learn.dl, 'dl', None)) if getattr(d, 'rng', None) is not None]
         self.dl_rngs = [(d, d.rng, d.rng.getstate()) for d in dls]
         self.attrs = {k: getattr(learn, k, None) for k in ('iter', 'xb', 'yb', 'pred', 'loss', 'loss_grad')}
+        # which groups train: a test over more groups than the stage trains unfreezes them while it runs
+        self.frozen_idx,self.trains = opt.frozen_idx,[(p, p.requires_grad) for p in m.parameters()]
 
     def restore(self):
         learn,m = self.learn,unwrap_ddp(self.learn.model)
@@ -69,6 +71,8 @@ class _Snapshot:
         set_random_states(**self.rngs)
         for d,rng,s in self.dl_rngs: d.rng = rng; rng.setstate(s)
         for k,v in self.attrs.items(): setattr(learn, k, v)
+        learn.opt.freeze_to(self.frozen_idx)
+        for p,t in self.trains: p.requires_grad_(t)
         # a recurrent model's hidden state is no buffer: reset it as fastai's `ModelResetter` does when training starts
         for cb in (cb for cb in learn.cbs if isinstance(cb, ModelResetter)): cb.before_train()
 
@@ -99,21 +103,27 @@ class LRRangeTest:
     def __call__(self,
         learn, # A `Learner` inside a training fit (at the start of an epoch's training)
         shape:np.ndarray, # Each group's LR over the top group's: the stage's spread
+        frozen_idx:int|None=None, # The test trains the groups from this one on (`opt.freeze_to`); `None`: the fit's
+        fallback:float|None=None, # The pick when the curve never falls (no signal); `None`: fastai's suggestion still
         label:str='LR range test', # What the progress bar says runs
         **info, # Kept in the test's record (`found`): which stage, which epoch
     ) -> dict:
         "Run the test and put everything back; its record: the curve, the suggestion (rank 0's when distributed), cost"
         t0,snap,shape = time.perf_counter(),_Snapshot(learn),np.asarray(shape, dtype=float)
         lrs = np.array([SchedExp(self.start_lr, self.end_lr)(i/self.num_it) for i in range(self.num_it)])
-        try: curve = self._sweep(learn, _StepLRs(lrs, shape, learn), label)
+        try:
+            if frozen_idx is not None: learn.opt.freeze_to(frozen_idx)
+            curve = self._sweep(learn, _StepLRs(lrs, shape, learn), label)
         finally: snap.restore()
         lr,point = self._pick(lrs[:len(curve)], curve)
+        flat = _flat(curve, self.num_it)
+        if flat and fallback is not None: lr,point = _no_signal(curve, fallback, label)
         secs = time.perf_counter()-t0
         # the epoch's time in the fit's table is its training's and validation's; the test's own is in its record
         rec = getattr(learn, 'recorder', None)
         if getattr(rec, 'add_time', False) and hasattr(rec, 'start_epoch'): rec.start_epoch += secs
         self.found.append(info | dict(lrs=lrs[:len(curve)], losses=np.array(curve), lr=rank0_decides(lr), point=point,
-                                      batches=len(curve), seconds=secs, shape=shape))
+                                      batches=len(curve), seconds=secs, shape=shape, flat=flat))
         return self.found[-1]
 
     def _bar(self, learn, label:str):
@@ -143,6 +153,19 @@ def _sweep(self:LRRangeTest, learn, step:Callback, label:str) -> list:
         learn.cbs = cbs
         if getattr(bar, 'last_v', None) is not None: bar.on_iter_end() # stopped early: close the bar
     return curve
+
+def _flat(curve:list, num_it:int, fall:float=0.1) -> bool:
+    "Whether the smoothed loss never falls `fall` (10%) below where it starts, over the part fastai's suggestions read"
+    # where it starts: the median of its first 5 points; a plateau's smoothed loss moves some 5% batch to batch
+    ys = np.array(curve[num_it//10:-5] if len(curve) > num_it//10 + 6 else curve, dtype=float)
+    ys = ys[:np.argmax(~np.isfinite(ys))] if not np.isfinite(ys).all() else ys
+    return len(ys) < 2 or (y0 := np.median(ys[:5])) - ys.min() < fall*abs(y0)
+
+def _no_signal(curve:list, lr:float, label:str) -> tuple:
+    "The pick of a flat curve: `lr`, with a warning that says why"
+    warnings.warn(f"{label}: the loss never fell 10% below where it started (from {curve[0]:.4g}), so the curve "
+                  f"gives no LR; using the fit's own LR, {lr:.3g}. Give an LR, or a wider `LRRangeTest(start_lr=...)`")
+    return lr,(lr, float('nan'))
 
 def _cycle(dl):
     "The batches of `dl`, again from its start when it runs out (a range test longer than an epoch)"

@@ -46,9 +46,9 @@ def grad_spread(
 
 # %% ../nbs/04_grad.ipynb #8ccf457b
 class GradSpread:
-    "Each trainable group's LR multiplier from its relative gradient norm, measured once in `every` optimizer steps"
+    "Each trainable group's LR multiplier from its relative gradient norm, measured once in `every` training batches"
     def __init__(self,
-        every:int=25, # Measure once in `every` optimizer steps of the fit (and at each stage's first step)
+        every:int=25, # Measure once in `every` training batches of the fit (and at each stage's first step)
     ):
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"GradSpread's `every` must be a positive integer, got {every!r}")
@@ -56,18 +56,19 @@ class GradSpread:
 
     def start(self, n:int):
         "A new fit of `n` groups: every group at the top LR until measured"
-        self.mults,self.steps,self.log,self.measure = np.ones(n),0,[],True
+        self.mults,self.next,self.log,self.measure = np.ones(n),0,[],True
 
     def new_stage(self):
         "A new stage: every group at the top LR until the stage's first step is measured"
         self.mults,self.measure = np.ones(len(self.mults)),True
 
     def step(self, opt, batch:int):
-        "Before the optimizer's step: measure on its own (unscaled) gradients at a stage's first step, once in `every`"
-        # counted in the steps `before_step` sees (with `GradientAccumulation`, one in `n_acc` items)
-        step,self.steps = self.steps,self.steps+1
-        if not (self.measure or step % self.every == 0): return
+        "Before the optimizer's step at batch `batch`: measure at a stage's first step, and once in `every` batches"
+        # on the optimizer's own (unscaled) gradients, so at the first step at or after each `every`-th batch (with
+        # `GradientAccumulation` not every batch steps); `every` counts batches, as `GroupDiagnostics` and fastai's do
+        if not (self.measure or batch >= self.next): return
         self.mults,self.measure = grad_spread(relative_grad_norms(opt, opt.frozen_idx)),False
+        self.next = (batch//self.every + 1)*self.every
         self.log.append((batch, self.mults))
 
     def __repr__(self): return f'GradSpread(every={self.every})'

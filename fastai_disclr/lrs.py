@@ -54,7 +54,7 @@ def _check_lr(lr, what:str):
     "A `ValueError` saying what is wrong with `lr`, unless a positive float, a valid slice, a word it takes or `None`"
     if lr is None or lr in _LR_WORDS: return
     if isinstance(lr, str): raise ValueError(f"{what} is {lr!r}, which is not a word it takes: {list(_LR_WORDS)} "
-                                             "('find': a range test at the stage's start), a float, a slice or None")
+                                             "('find': the pick of an LR range test), a float, a slice or None")
     if not isinstance(lr, slice): return _check_pos(lr, what)
     if lr.step is not None: raise ValueError(f"{what} is {lr!r}: a slice of LRs has no step; use slice(low, high)")
     _check_pos(lr.stop, f"{what}'s high LR (slice(low, high).stop)")
@@ -105,7 +105,7 @@ class DiscriminativeLR(FitCallback):
     "Give each layer group its own LR for each stage of `GradualUnfreeze`, rescaling the fit's own LR schedule"
     order,run_valid = LRS_ORDER,False # after `ParamScheduler`, which sets the LRs it composes each batch
     def __init__(self,
-        # Per stage: the top group's LR, `slice(low, high)`, or 'find' (an LR range test at the stage's start);
+        # Per stage: the top group's LR, `slice(low, high)`, or 'find' (the pick of one LR range test a fit);
         # one value: every stage; `None`: the fit's LRs
         lrs:float|slice|str|list|None=None,
         # LR of a group = LR of the group above / `ratio`; a schedule `ratio(pct_train)`; or 'grad' (`GradSpread()`):
@@ -278,15 +278,19 @@ def _factors(self:DiscriminativeLR, pct:float) -> np.ndarray:
 # %% ../nbs/05_lrs.ipynb #17e8d1da
 @patch
 def _find(self:DiscriminativeLR, i:int):
-    "Run stage `i`'s LR range test, over its trainable groups with its spread, and make its top LR the pick"
+    "One range test for the fit, at its first 'find' stage `i`: over the last 'find' stage's groups and spread"
+    # one `lr_find`'s cost a fit: the LR the deepest stage takes (the head alone takes it too), annealed by the fit's
+    # schedule; tests at later thaws cost one each, and pick ever lower LRs once the head has fitted
     # with the gradient spread the test runs every trainable group at the top LR: the spread only lowers groups
-    # from the pick (to their relative gradient norm over the largest), and the largest changes as the fit trains,
-    # so the pick must suit every group, not only the one whose gradient is largest at the stage's start
-    shape = self.stage_lrs[i]
-    if _schedule(self.ratio): shape = shape * float(self.ratio(self.pct_train))**-self.depths[i]
-    r = self.finder(self.learn, shape, label=f'LR range test, stage {i}', stage=i, epoch=self.epoch)
-    self.stage_lrs[i] = self.stage_lrs[i] * r['lr']
-    self.scales[i] = self.stage_lrs[i]/self.peak
+    # from the pick, and the largest relative gradient changes as the fit trains
+    j = max(k for k,f in enumerate(self.finds) if f)
+    shape = self.stage_lrs[j]
+    if _schedule(self.ratio): shape = shape * float(self.ratio(self.pct_train))**-self.depths[j]
+    r = self.finder(self.learn, shape, frozen_idx=self.plan.frozen_idxs[j], fallback=float(self.peak[-1]),
+                    label='LR range test', stage=i, epoch=self.epoch, groups_from=self.plan.frozen_idxs[j])
+    for k in (k for k,f in enumerate(self.finds) if f): # as if the pick had been given: the same LRs to the last bit
+        self.stage_lrs[k],self.finds[k] = self._stage_lrs(r['lr'], self.plan.frozen_idxs[k], self.peak)[0],False
+        self.scales[k] = self.stage_lrs[k]/self.peak
 
 # %% ../nbs/05_lrs.ipynb #6c58f0fc
 @patch

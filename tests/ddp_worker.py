@@ -1,7 +1,7 @@
 """One rank of a 2-process CPU (gloo) DDP fit through fastai's `distrib_ctx`; launched by test_ddp.py with torch.distributed.run.
 
 argv: mode ('disclr': GradualUnfreeze + DiscriminativeLR; 'patience': the same with stages that end when the validation loss
-stops improving; 'find': LRs from a range test at each stage, spread by the gradients; 'naive': a bare
+stops improving; 'find': LRs from one range test a fit, spread by the gradients; 'naive': a bare
 freeze_to-on-an-epoch-schedule callback), out folder.
 Saves this rank's final weights and each group's weights at the start of every epoch.
 """
@@ -36,7 +36,7 @@ learn.freeze()  # as `vision_learner` leaves a model: DDP wraps it with only the
 snaps = GroupProbe(weights=True)
 gu = GradualUnfreeze({0: -1, 3: -2, 6: 0}) if mode == 'patience' else GradualUnfreeze(SCHEDULE)
 tp = [ThawOnPlateau(**PATIENT)] if mode == 'patience' else []
-# 'find': an LR range test at each stage, on each rank's own batches; every rank must take rank 0's pick
+# 'find': one LR range test a fit, on each rank's own batches; every rank must take rank 0's pick
 dlr = DiscriminativeLR(['find']*3, ratio='grad', finder=LRRangeTest(num_it=12)) if mode == 'find' else DiscriminativeLR(1e-2)
 cbs = [gu, dlr] + tp if mode in ('disclr', 'patience', 'find') else [NaiveUnfreeze()]
 with learn.distrib_ctx(sync_bn=False, cpu=True):  # accelerate runs DDP on CPU processes only with cpu=True

@@ -47,8 +47,8 @@ def test_stages_decided_by_the_validation_loss_are_the_same_on_every_rank(tmp_pa
         for before in range(e): assert torch.equal(r0['snaps'][before][g], r0['snaps'][0][g]), f'group {g} moved while frozen'
 
 def test_found_lrs_are_rank_0s_on_every_rank(tmp_path):
-    "DiscriminativeLR('find', ratio='grad'): each rank runs the range tests on its own batches and takes rank 0's pick; the replicas stay identical"
+    "DiscriminativeLR('find', ratio='grad'): each rank runs the range test on its own batches and takes rank 0's pick; the replicas stay identical"
     r0,r1 = run_ranks('find', tmp_path)
-    assert len(r0['picks']) == 3 and r0['picks'] == r1['picks'], (r0['picks'], r1['picks'])
+    assert len(r0['picks']) == 1 and r0['picks'] == r1['picks'], (r0['picks'], r1['picks'])  # one range test a fit
     assert torch.equal(torch.as_tensor(r0['lrs']), torch.as_tensor(r1['lrs']))  # the gradient spread too: gradients all-reduced
     for g,(g0,g1) in enumerate(zip(r0['final'], r1['final'])): assert torch.equal(g0, g1), f'group {g} differs between ranks'
