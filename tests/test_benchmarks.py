@@ -64,3 +64,20 @@ def test_transfer_quick_json(transfer_quick):
             valid = {float(lr): r[s][0] for lr,r in d['methods'][m].items()}
             assert max(valid.values()) == valid[pick], (m, s, valid, pick)
     for m in FOUND: assert len(d['found'][m][0]) >= 1 and all(x > 0 for x in d['found'][m][0])
+
+def test_choosing_quick(tmp_path):
+    """The one call's LR choice costs at most one `lr_find` (100 batches) however many stages; every method of the report is
+    run on the same seed, the reference's cost is `lr_find`'s batches, and the rule is applied"""
+    from choosing import METHODS, MIDPOINT, REF, GRID_NAME
+    out = run('choosing.py', '--quick', '--tasks', 'digits_a', '--json', str(tmp_path/'q.json'))
+    t, = json.loads((tmp_path/'q.json').read_text())
+    E,n_iter = t['epochs'],t['results'][REF][0]['n_iter']
+    for m in list(METHODS) + list(MIDPOINT):  # 4 groups in a 4-epoch fit: the midpoint schedule differs from ULMFiT's there
+        r, = t['results'][m]
+        assert 0 <= r['choose'] <= 100 and 0 <= r['test'] <= 1 and 0 <= r['ood'] <= 1, (m, r)
+        if m.startswith('one call'): assert r['choose'] > 0 and len(r['picks']) == 1, (m, r)  # one range test, 4 stages
+        row = re.search(rf'^\| {re.escape(m)} \| [01]\.\d{{3}} \(nan\) \| [01]\.\d{{3}} \(nan\) \|.*\| (\d+) \| ({NUM}) \|', out, re.M)
+        assert row and int(row.group(1)) == r['choose'] + E*n_iter, (m, out)
+    row = re.search(rf'^\| {re.escape(GRID_NAME)} \|.*\| (\d+) \| {NUM} \|', out, re.M)
+    assert row and int(row.group(1)) == len(t['grid'])*E*n_iter, out  # the grid: every run of it
+    assert re.search(r"^- D1: .* the default of `DiscriminativeLR\('find'\)` is `ratio=(1|2\.6)`", out, re.M), out
