@@ -197,6 +197,27 @@ def over_tasks(ts, a, b) -> tuple:
     s = np.sqrt(sum(se(d)**2 for d in ds)) / len(ds)
     return m,s
 
+def decided(t, d1, d2) -> str:
+    "The one call with the decided defaults on task `t`"
+    mid = d2 == 'b' and 'one call, ratio=1, thaw by midpoint' in t['results']
+    return f"one call, ratio={d1}" + (', thaw by midpoint' if mid else '')
+
+def summary(ts, d1, d2) -> str:
+    "The answer in one table: per task, test / OOD accuracy and batches of what a user types today, and of the one call"
+    cols = ['fine_tune()', 'fit_one_cycle, default LR', REF]
+    lines = ["| task | " + ' | '.join(f'`{c}`' for c in cols) + " | the one call, no LR | one call minus `lr_find` + one cycle |",
+             "|---|" + '---|'*(len(cols) + 2)]
+    for t in ts:
+        ms = methods(t)
+        def cell(m): rs = ms[m]; return (f"{col(rs, 'test').mean():.3f} / {col(rs, 'ood').mean():.3f} / "
+                                         f"{np.mean([batches(t, r) for r in rs]):.0f}")
+        m = decided(t, d1, d2)
+        dt,do = col(ms[m], 'test') - col(ms[REF], 'test'),col(ms[m], 'ood') - col(ms[REF], 'ood')
+        lines.append(f"| {t['task']} | " + ' | '.join(cell(c) for c in cols) + f" | {cell(m)} | "
+                     f"{dt.mean():+.3f} ({se(dt):.3f}) / {do.mean():+.3f} ({se(do):.3f}) |")
+    return '\n'.join(lines) + ("\n\nEach cell: test accuracy / out-of-distribution accuracy / batches (choosing + training), "
+        "mean over seeds; the last column, paired by seed: difference (standard error) in and out of distribution.")
+
 def decide(ts):
     print("\n## The rule applied (`benchmarks/choosing_rule.md`, written before the results)\n")
     m,s = over_tasks(ts, 'one call, ratio=1', 'one call, ratio=2.6')
@@ -215,7 +236,7 @@ def decide(ts):
     print("- The goal (within one SE of the reference or better, in and out of distribution, at <= 1.25x its batches), "
           "the decided one call on each task:")
     for t in ts:
-        m = f"one call, ratio={d1}" + (', thaw by midpoint' if d2 == 'b' and t in tb else '')
+        m = decided(t, d1, d2)
         ok,(it,oo),ratio = meets(t, m)
         print(f"  - {t['task']} (`{m}`): {'met' if ok else 'missed'} (in distribution {'ok' if it else 'no'}, "
               f"out of it {'ok' if oo else 'no'}, {ratio:.2f}x the batches)")
@@ -237,7 +258,9 @@ def main(argv=None):
     with report(args.out, markdown=True):
         print("## Choosing the LRs: the one call given no LR against what a fastai user types today")
         for t in ts: task_table(t)
-        decide(ts)
+        d1,d2 = decide(ts)
+        print("\n## In one table: the one call with the decided defaults against what a user types today\n")
+        print(summary(ts, d1, d2))
     return ts
 
 if __name__ == '__main__': main()
