@@ -5,7 +5,7 @@ import os, warnings
 warnings.filterwarnings('ignore', category=FutureWarning)  # torch's own (`torch.jit.script`), raised when fastai imports
 import torch
 
-__all__ = ['docs_setup', 'md_table', 'provenance', 'TableRenderer']
+__all__ = ['docs_setup', 'md_table', 'report_section', 'provenance', 'TableRenderer']
 
 def docs_setup(
     dpi:int=80, # Resolution of the stored figures
@@ -35,6 +35,21 @@ def md_table(
     cell = lambda v: fmt.format(v) if isinstance(v, float) else str(v)
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|'*len(header)] + ['| ' + ' | '.join(map(cell, r)) + ' |' for r in rows]
     return Markdown('\n'.join(lines) + (f'\n\n{note}' if note else ''))
+
+def report_section(
+    report:str, # A report's file name in `benchmarks/results/`, e.g. 'choosing.md'
+    heading:str, # The start of the heading of the section to show
+):
+    "A section of a benchmark report, as Markdown, with the report's provenance line: figures quoted, never typed"
+    from IPython.display import Markdown
+    root = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p/'benchmarks'/'results').is_dir())
+    text = (root/'benchmarks'/'results'/report).read_text()
+    lines,out,on = text.splitlines(),[],False
+    for l in lines:
+        if l.startswith('#'): on = l.lstrip('# ').startswith(heading)
+        elif on: out.append(l)
+    if not out: raise ValueError(f"{report} has no section whose heading starts with {heading!r}")
+    return Markdown('\n'.join(out).strip() + f"\n\nFrom `benchmarks/results/{report}`. " + lines[-1])
 
 def provenance(
     how:str, # What produced the figures (a command, a notebook)

@@ -236,6 +236,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'fastai_disclr.stages._check_monitor': ('stages.html#_check_monitor', 'fastai_disclr/stages.py'),
                                       'fastai_disclr.stages._check_plateau': ('stages.html#_check_plateau', 'fastai_disclr/stages.py'),
                                       'fastai_disclr.stages._check_schedule': ('stages.html#_check_schedule', 'fastai_disclr/stages.py'),
+                                      'fastai_disclr.stages._default_schedule': ( 'stages.html#_default_schedule',
+                                                                                  'fastai_disclr/stages.py'),
                                       'fastai_disclr.stages._early': ('stages.html#_early', 'fastai_disclr/stages.py'),
                                       'fastai_disclr.stages._groups': ('stages.html#_groups', 'fastai_disclr/stages.py'),
                                       'fastai_disclr.stages._is_int': ('stages.html#_is_int', 'fastai_disclr/stages.py'),

@@ -19,14 +19,22 @@ def valid_lr(v):
     if isinstance(v, slice): return pos(v.stop) and (v.start is None or (pos(v.start) and v.start <= v.stop))
     return pos(v)
 
-def oracle(n, sched, use_gu, lrs, ratio):
+def default_schedule(n, n_epoch):
+    """The documented default: ULMFiT's (the head, then a group more an epoch) where every group is thawed by the fit's
+    midpoint, max(1, n_epoch // 2); else the head, then one thaw an epoch up to the midpoint, thaw j training the last
+    1 + round(j (n-1) / k) groups, the last all of them"""
+    k = max(1, n_epoch//2)
+    if n-1 <= k: return {**{i: -(i+1) for i in range(n-1)}, n-1: 0}
+    return {0: -1, **{j: (-(1 + round(j*(n-1)/k)) if j < k else 0) for j in range(1, k+1)}}
+
+def oracle(n, sched, use_gu, lrs, ratio, n_epoch):
     "The documented rules, written independently of the package: is the input valid, and its stages {first epoch: frozen_idx}"
     if use_gu and sched is not None and (not sched or any(e < 0 for e in sched)): return False,None
     if not pos(ratio) or ratio < 1: return False,None  # below 1 the lower groups would train faster than the head
     if isinstance(lrs, list) and (not lrs or not all(valid_lr(v) for v in lrs)): return False,None
     if not isinstance(lrs, list) and not valid_lr(lrs): return False,None
     if use_gu:
-        s = sched if sched is not None else {**{i: -(i+1) for i in range(n-1)}, n-1: 0}
+        s = sched if sched is not None else default_schedule(n, n_epoch)
         if any(not -n <= k < n for k in s.values()): return False,None
         stages = {0: 0, **{e: k % n for e,k in sorted(s.items())}}  # a fresh learner is unfrozen before the first entry
     else: stages = {0: 0}
@@ -50,7 +58,7 @@ def build(sched, use_gu, lrs, ratio, restart, keep_state):
 @given(n=st.integers(2, 5), n_epoch=st.integers(1, 4), sched=schedules, use_gu=st.booleans(), lrs=lrs_arg,
        ratio=st.one_of(st.floats(0.5, 4.), st.floats(0.5, 4.), st.floats(0.5, 4.), st.sampled_from([0., -2.6, float('nan')])), restart=st.booleans(), keep_state=st.booleans())
 def test_accepted_and_trained_as_documented_or_refused_before_any_change(n, n_epoch, sched, use_gu, lrs, ratio, restart, keep_state):
-    ok,stages = oracle(n, sched, use_gu, lrs, ratio)
+    ok,stages = oracle(n, sched, use_gu, lrs, ratio, n_epoch)
     event('accepted and trained' if ok else 'refused')
     learn = groups_learner(n_groups=n, n_train=32)
     w0 = [p.detach().clone() for p in learn.model.parameters()]
