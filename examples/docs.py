@@ -47,7 +47,7 @@ def report_section(
     lines,out,on = text.splitlines(),[],False
     for l in lines:
         if l.startswith('#'): on = l.lstrip('# ').startswith(heading)
-        elif on: out.append(l)
+        elif on and not l.startswith('Produced by'): out.append(l)
     if not out: raise ValueError(f"{report} has no section whose heading starts with {heading!r}")
     return Markdown('\n'.join(out).strip() + f"\n\nFrom `benchmarks/results/{report}`. " + lines[-1])
 
