@@ -9,7 +9,8 @@ Tasks (offline, from `fastai_disclr_examples`):
           words trained on, rated by the same people)
 Methods that take an LR run at every LR of the task's grid, and each seed is reported at the LR its own validation
 accuracy picks (as a user who ran the grid once would pick; the seeds stay independent); methods that choose their own
-LRs (`DiscriminativeLR('find')`: an LR range test at each stage) run once, with no grid. The compute each spent
+LRs (`DiscriminativeLR('find')`: one LR range test a fit; fastai's `lr_find` + `fit_one_cycle`), and the baselines at fastai's
+default LRs (`fine_tune()`, `fit_one_cycle`), run once, with no grid. The compute each spent
 choosing: the grid's runs (every run of a seed's grid counts, in training batches), or the range tests' batches; and
 the total with the training. Each self-choosing method is compared seed by seed with the best grid-tuned baseline (the
 grid method with the best mean validation accuracy at its picks) and with one LR for all layers, in and out of
@@ -58,7 +59,23 @@ GRID = {  # methods that take an LR
     'gradient spread, all layers':  one_call('none', ratio='grad'),
     'stages, gradient spread':      one_call(quarters, ratio='grad'),
 }
-FOUND = {  # methods that choose their own LRs: an LR range test at each stage
+def lr_find_one_cycle(learn, epochs, lr):
+    "fastai's `lr_find` (valley), then one `fit_one_cycle` at it: what a fastai user types to choose an LR"
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path,learn.path = learn.path,Path(d)
+        try: valley = learn.lr_find(show_plot=False).valley
+        finally: learn.path = path
+    n = len(learn.recorder.lrs)
+    learn.fit_one_cycle(epochs, valley)
+    return dict(choose=n, picks=[float(valley)])
+
+DEFAULTS = {  # what a fastai user runs without a grid: fastai's default LRs, or `lr_find`'s
+    'fine_tune(), fastai defaults':             lambda learn,epochs,lr: learn.fine_tune(epochs-1),
+    'fit_one_cycle, fastai default LR':         lambda learn,epochs,lr: learn.fit_one_cycle(epochs),
+    'lr_find + fit_one_cycle':                  lr_find_one_cycle,
+}
+FOUND = {  # methods that choose their own LRs: one LR range test a fit
     'one call, found LRs':                      one_call(None, 'find'),
     'one call, found LRs, no spread':           one_call(None, 'find', ratio=1),
     'one call, found LRs, gradient spread':     one_call(None, 'find', ratio='grad'),
@@ -66,6 +83,8 @@ FOUND = {  # methods that choose their own LRs: an LR range test at each stage
     'lr_find, all layers':                      one_call('none', 'find', ratio=1),
     'found LR, gradient spread, all layers':    one_call('none', 'find', ratio='grad'),
 }
+FOUND = DEFAULTS | FOUND  # run once, no grid
+AT_DEFAULT = [m for m in DEFAULTS if m != 'lr_find + fit_one_cycle']  # fastai's default LRs: nothing chosen
 METHODS = GRID | FOUND
 
 def digits_task(quick):
@@ -156,6 +175,7 @@ def _run(args, argv=None):
                 for s in range(n_seeds):
                     v,vl,t,o,n_iter,dlr = run(METHODS[m], s, E, lr)
                     found = dlr.found if isinstance(dlr, DiscriminativeLR) else []
+                    if isinstance(dlr, dict): found = [dict(batches=dlr['choose'], lr=x) for x in dlr['picks']]
                     rows.append([v, vl, t, o, n_iter, sum(r['batches'] for r in found)])
                     if found: picks.setdefault(m, []).append([r['lr'] for r in found])
                 res[m][lr] = np.array(rows)
@@ -169,7 +189,7 @@ def _run(args, argv=None):
         for m in res:
             r = at_pick(res, m)
             n_iter = r[0, 4]
-            lr = picks_str(res, m, task['lrs']) if m in GRID else 'found'
+            lr = picks_str(res, m, task['lrs']) if m in GRID else 'default' if m in AT_DEFAULT else 'found'
             # the grid: every run of it, the picked one among them; a self-choosing method: its range tests, then its fit
             choose = len(task['lrs'])*E*n_iter if m in GRID else r[:, 5].mean()
             total = choose if m in GRID else choose + E*n_iter

@@ -35,27 +35,27 @@ def transfer_quick(tmp_path_factory):
     return run('transfer.py', '--quick', '--out', str(path)),json.loads(path.with_suffix('.json').read_text())
 
 def test_transfer_quick_tables(transfer_quick):
-    from transfer import GRID, FOUND
+    from transfer import GRID, FOUND, AT_DEFAULT
     out,_ = transfer_quick
     rows = {}
     for m in list(GRID) + list(FOUND):
         # LR (picked from the grid, or found), valid, test (se), out of distribution (se), choosing and training batches
-        hit = re.search(rf'^\| {re.escape(m)}\s+\| (\de-\d\d(?:-\de-\d\d)?\*?|found) +\| [01]\.\d{{3}} \| [01]\.\d{{3}} \(nan\) \| '
+        hit = re.search(rf'^\| {re.escape(m)}\s+\| (\de-\d\d(?:-\de-\d\d)?\*?|found|default) +\| [01]\.\d{{3}} \| [01]\.\d{{3}} \(nan\) \| '
                         rf'[01]\.\d{{3}} \(nan\) +\| +(\d+) \| +(\d+) \| +(\d+) \|$', out, re.M)
         assert hit, (m, out)
         rows[m] = (hit.group(1), *map(int, hit.groups()[1:]))
-        assert (rows[m][0] == 'found') == (m in FOUND)
+        assert (rows[m][0] in ('found', 'default')) == (m in FOUND) and (rows[m][0] == 'default') == (m in AT_DEFAULT)
     # every method trains for the same number of batches; the grid's choosing cost is its 2 LRs' runs (the picked one among
     # them: the total), the range tests' is their batches, then the fit
     assert len({t for _,_,t,_ in rows.values()}) == 1, rows
     for m in GRID: assert rows[m][1] == 2*rows[m][2] == rows[m][3], (m, rows[m])
-    for m in FOUND: assert rows[m][1] > 0 and rows[m][3] == rows[m][1] + rows[m][2], (m, rows[m])
+    for m in FOUND: assert (rows[m][1] > 0) == (m not in AT_DEFAULT) and rows[m][3] == rows[m][1] + rows[m][2], (m, rows[m])
     for m in FOUND: assert re.search(rf'^\| {re.escape(m)}\s+\| [+-]\d\.\d{{3}} \(nan\)', out, re.M), (m, out)  # paired differences
     for m in GRID: assert re.search(rf'^\| {re.escape(m)}\s+\| [01]\.\d{{3}} \| [01]\.\d{{3}} \|$', out, re.M), (m, out)  # the grid
 
 def test_transfer_quick_json(transfer_quick):
     "The .json beside the report holds every run, and the picked LR is the one with the best validation accuracy"
-    from transfer import GRID, FOUND
+    from transfer import GRID, FOUND, AT_DEFAULT
     _,js = transfer_quick
     d = js['digits']
     assert set(d['methods']) == set(GRID) | set(FOUND)
@@ -63,7 +63,7 @@ def test_transfer_quick_json(transfer_quick):
         for s,pick in enumerate(d['picked'][m]):
             valid = {float(lr): r[s][0] for lr,r in d['methods'][m].items()}
             assert max(valid.values()) == valid[pick], (m, s, valid, pick)
-    for m in FOUND: assert len(d['found'][m][0]) >= 1 and all(x > 0 for x in d['found'][m][0])
+    for m in FOUND: assert (m in AT_DEFAULT) == (m not in d['found']) and all(x > 0 for x in d['found'].get(m, [[1]])[0])
 
 def test_choosing_quick(tmp_path):
     """The one call's LR choice costs at most one `lr_find` (100 batches) however many stages; every method of the report is
