@@ -8,12 +8,12 @@ with fastai's Adam and with torch's AdamW in fastai's `OptimWrapper` (`foreach` 
   GU patience + DLR sched   GradualUnfreeze({0: -2, 1: 0}), ThawOnPlateau(patience=1), DiscriminativeLR(1e-3, ratio=SchedLin(1, 1.25))
   GU + DLR grad         GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR(1e-3, ratio='grad')   (the gradient spread)
   GroupDiagnostics      GroupDiagnostics() at its default, alone
-  GU + DLR find         GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR('find')   (an LR range test at each stage)
+  GU + DLR find         GradualUnfreeze({0: -2, 1: 0}), DiscriminativeLR('find')   (one LR range test a fit)
 It times the callbacks' own events (and forward hooks) per training batch, as a share of the fit's training time, and
 beside them fastai's own per-batch work on the same fit (`ParamScheduler` and `Recorder`) and the physical floor: writing
 one float per group into the optimizer, as many times as the callbacks do. Repeats give min / median / max; the share
 is of the fit's own training time in the same run, so a busy machine moves it less than the times. The range test's
-cost is per stage: its batches and seconds.
+cost is per fit (one test, at the first stage): its batches and seconds.
 
 `--end-to-end`: the earlier comparison, plain `fit_one_cycle` against the same with the callbacks and a plain PyTorch loop
 over the same batches, interleaved, with per-stage throughput.
@@ -183,12 +183,12 @@ def groups_table(args):
                       f"{mmm([r['share'] for r in rs], '{:.2f}')} | {mmm([r['fastai'] for r in rs])} | {statistics.median([r['floor'] for r in rs]):.1f} |", flush=True)
                 if rs[0]['tests']: found.append((g, oname, rs))
     if found:
-        print("\nThe range tests of `GU + DLR find` (one at each of the two stages): batches and seconds each, and the same "
+        print("\nThe range test of `GU + DLR find` (one a fit, at its first stage): its batches and seconds, and the same "
               "as training batches of the fit (median over repeats)")
         for g,oname,rs in found:
             per = [(b, s) for r in rs for b,s in r['tests']]
             secs = statistics.median([s for _,s in per]); step = statistics.median([r['step'] for r in rs])/1e6
-            print(f"  - {g} groups, {oname}: {statistics.median([b for b,_ in per]):.0f} batches, {secs:.2f} s a stage, "
+            print(f"  - {g} groups, {oname}: {statistics.median([b for b,_ in per]):.0f} batches, {secs:.2f} s a fit, "
                   f"= {secs/step:.0f} training batches of the fit")
 
 # ---------------------------------------------------------------- the end-to-end comparison

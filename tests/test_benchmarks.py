@@ -20,7 +20,7 @@ def test_overhead_quick():
             # groups, optimizer, callbacks; step time; ours min/median/max; share min/median/max; fastai's own; floor
             row = rf'^\| \d+ \| {re.escape(opt)} \| {re.escape(cfg)} \| {NUM} \| {NUM} / {NUM} / {NUM} \| {NUM} / {NUM} / {NUM} \| {NUM} / {NUM} / {NUM} \| {NUM} \|$'
             assert len(re.findall(row, out, re.M)) == 2, (opt, cfg, out)  # one row for each of the two group counts
-        assert len(re.findall(rf'^  - \d+ groups, {re.escape(opt)}: \d+ batches, {NUM} s a stage, = \d+ training batches', out, re.M)) == 2, out
+        assert len(re.findall(rf'^  - \d+ groups, {re.escape(opt)}: \d+ batches, {NUM} s a fit, = \d+ training batches', out, re.M)) == 2, out
 
 def test_overhead_end_to_end_quick():
     out = run('overhead.py', '--quick', '--end-to-end')
