@@ -65,14 +65,13 @@ class _Snapshot:
     def restore(self):
         learn,m = self.learn,unwrap_ddp(self.learn.model)
         m.load_state_dict(self.model)
-        for p,g in self.grads: p.grad = g
+        learn.opt.freeze_to(self.frozen_idx)
+        for (p,g),(_,t) in zip(self.grads, self.trains): p.grad = g; p.requires_grad_(t)
         learn.opt.load_state_dict(deepcopy(self.opt)) # a copy: `Lookahead.load_state_dict` pops from its argument
         if self.scaler is not None: learn.scaler.load_state_dict(self.scaler)
         set_random_states(**self.rngs)
         for d,rng,s in self.dl_rngs: d.rng = rng; rng.setstate(s)
         for k,v in self.attrs.items(): setattr(learn, k, v)
-        learn.opt.freeze_to(self.frozen_idx)
-        for p,t in self.trains: p.requires_grad_(t)
         # a recurrent model's hidden state is no buffer: reset it as fastai's `ModelResetter` does when training starts
         for cb in (cb for cb in learn.cbs if isinstance(cb, ModelResetter)): cb.before_train()
 
@@ -116,14 +115,9 @@ class LRRangeTest:
             curve = self._sweep(learn, _StepLRs(lrs, shape, learn), label)
         finally: snap.restore()
         lr,point = self._pick(lrs[:len(curve)], curve)
-        flat = _flat(curve, self.num_it)
-        if flat and fallback is not None: lr,point = _no_signal(curve, fallback, label)
-        secs = time.perf_counter()-t0
-        # the epoch's time in the fit's table is its training's and validation's; the test's own is in its record
-        rec = getattr(learn, 'recorder', None)
-        if getattr(rec, 'add_time', False) and hasattr(rec, 'start_epoch'): rec.start_epoch += secs
+        if (flat := _flat(curve, self.num_it)) and fallback is not None: lr,point = _no_signal(curve, fallback, label)
         self.found.append(info | dict(lrs=lrs[:len(curve)], losses=np.array(curve), lr=rank0_decides(lr), point=point,
-                                      batches=len(curve), seconds=secs, shape=shape, flat=flat))
+                                      batches=len(curve), seconds=_took(learn, t0), shape=shape, flat=flat))
         return self.found[-1]
 
     def _bar(self, learn, label:str):
@@ -160,6 +154,12 @@ def _flat(curve:list, num_it:int, fall:float=0.1) -> bool:
     ys = np.array(curve[num_it//10:-5] if len(curve) > num_it//10 + 6 else curve, dtype=float)
     ys = ys[:np.argmax(~np.isfinite(ys))] if not np.isfinite(ys).all() else ys
     return len(ys) < 2 or (y0 := np.median(ys[:5])) - ys.min() < fall*abs(y0)
+
+def _took(learn, t0:float) -> float:
+    "The test's seconds, taken out of the epoch's time in the fit's table (its training's and validation's)"
+    secs,rec = time.perf_counter()-t0,getattr(learn, 'recorder', None)
+    if getattr(rec, 'add_time', False) and hasattr(rec, 'start_epoch'): rec.start_epoch += secs
+    return secs
 
 def _no_signal(curve:list, lr:float, label:str) -> tuple:
     "The pick of a flat curve: `lr`, with a warning that says why"

@@ -70,9 +70,8 @@ def _peak(
     n:int, # Number of layer groups
 ) -> np.ndarray:
     "Per-group peak of schedule `f` over the fit: its highest value on a grid of the fit's progress, refined at the top"
-    # to fastai a schedule is a function of the fit's progress: sampled here, never opened; the grid holds the phase
-    # boundaries of fastai's fits (`pct_start` 0.25, 0.3, ...), where its schedules peak, and a golden-section search
-    # refines the top between its neighbours (some 60 calls: fastai's `combine_scheds` makes tensors at each)
+    # a schedule is a function of the fit's progress: sampled, never opened; the grid holds fastai's phase boundaries
+    # (`pct_start` 0.25, 0.3, ...), a golden-section search refines the top (some 60 calls, tensors made at each)
     def at(p): return np.broadcast_to(np.asarray(f(float(p)), dtype=float), (n,))
     ps = np.linspace(0, 1, 21)
     vals = np.stack([at(p) for p in ps])
@@ -279,10 +278,8 @@ def _factors(self:DiscriminativeLR, pct:float) -> np.ndarray:
 @patch
 def _find(self:DiscriminativeLR, i:int):
     "One range test for the fit, at its first 'find' stage `i`: over the last 'find' stage's groups and spread"
-    # one `lr_find`'s cost a fit: the LR the deepest stage takes (the head alone takes it too), annealed by the fit's
-    # schedule; tests at later thaws cost one each, and pick ever lower LRs once the head has fitted
-    # with the gradient spread the test runs every trainable group at the top LR: the spread only lowers groups
-    # from the pick, and the largest relative gradient changes as the fit trains
+    # one `lr_find`'s cost a fit: the LR the deepest stage takes, which the head takes too (tests at later thaws cost
+    # one each, and pick ever lower LRs); with `ratio='grad'`, every trainable group at the pick, as the spread lowers
     j = max(k for k,f in enumerate(self.finds) if f)
     shape = self.stage_lrs[j]
     if _schedule(self.ratio): shape = shape * float(self.ratio(self.pct_train))**-self.depths[j]
