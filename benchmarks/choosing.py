@@ -240,7 +240,23 @@ def decide(ts):
         ok,(it,oo),ratio = meets(t, m)
         print(f"  - {t['task']} (`{m}`): {'met' if ok else 'missed'} (in distribution {'ok' if it else 'no'}, "
               f"out of it {'ok' if oo else 'no'}, {ratio:.2f}x the batches)")
+    beside(ts, tb, d2)
     return d1,d2
+
+def beside(ts, tb, d2):
+    "Beside the rule, for the reader: every one-call candidate against the goal, and D1 taken after D2 instead of before"
+    print("\n## Beside the rule\n\nEvery one-call candidate against the goal, task by task (met / missed: in, out of distribution):")
+    for t in ts:
+        cs = [m for m in methods(t) if m.startswith('one call')]
+        print(f"- {t['task']}: " + '; '.join(f"`{m}` {'met' if meets(t, m)[0] else 'missed'} "
+              f"({', '.join('ok' if x else 'no' for x in meets(t, m)[1])})" for m in cs))
+    if d2 == 'b' and tb:
+        swap = [dict(t, results=t['results'] | {f'one call, ratio={r}': t['results'][f'one call, ratio={r}, thaw by midpoint']
+                                                  for r in ('1', '2.6')}) if t in tb else t for t in ts]
+        m,s = over_tasks(swap, 'one call, ratio=1', 'one call, ratio=2.6')
+        print(f"\nThe rule decides D1 with today's schedule on every task, then D2. Taken the other way round (D1 with "
+              f"the schedule D2 chose), the score of `ratio=1` minus `ratio=2.6` over {len(ts)} tasks is {m:+.4f} "
+              f"(SE {s:.4f}): D1 would have chosen `ratio={1 if m > s else 2.6}`.")
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
