@@ -49,7 +49,7 @@ class GroupDiagnostics(FitCallback):
         if self.unhooked: warnings.warn(
             f"GroupDiagnostics cannot record the activations of layer groups {self.unhooked}: no module holds only "
             "their parameters (e.g. parameters that belong to a module whose other parameters are in another "
-            "group). Their LRs and update ratios are recorded.")
+            "group). Their update ratios are recorded.")
         self._frozen,self.rec_iters,self._upd,self._act,self._rec,self._bufs = [],[],[],[],False,{}
 
     def before_batch(self):
