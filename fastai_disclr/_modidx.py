@@ -161,6 +161,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'fastai_disclr.lrs._lrs': ('lrs.html#_lrs', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._peak': ('lrs.html#_peak', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._per_stage': ('lrs.html#_per_stage', 'fastai_disclr/lrs.py'),
+                                   'fastai_disclr.lrs._refine': ('lrs.html#_refine', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._same_lines': ('lrs.html#_same_lines', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._schedule': ('lrs.html#_schedule', 'fastai_disclr/lrs.py'),
                                    'fastai_disclr.lrs._spread_vs_slice': ('lrs.html#_spread_vs_slice', 'fastai_disclr/lrs.py'),

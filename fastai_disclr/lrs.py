@@ -71,12 +71,18 @@ def _peak(
 ) -> np.ndarray:
     "Per-group peak of schedule `f` over the fit: its highest value on a grid of the fit's progress, refined at the top"
     # a schedule is a function of the fit's progress: sampled, never opened; the grid holds fastai's phase boundaries
-    # (`pct_start` 0.25, 0.3, ...), a golden-section search refines the top (some 60 calls, tensors made at each)
+    # (`pct_start` 0.25, 0.3, ...), where its schedules peak; each call makes tensors (some 20 us), so few calls
     def at(p): return np.broadcast_to(np.asarray(f(float(p)), dtype=float), (n,))
     ps = np.linspace(0, 1, 21)
     vals = np.stack([at(p) for p in ps])
     i = int(vals[:, -1].argmax())
-    return np.maximum(vals.max(0), _golden(at, ps[max(i-1, 0)], ps[min(i+1, 20)]))
+    return np.maximum(vals.max(0), _refine(at, ps, i, vals[i]))
+
+def _refine(at, ps:np.ndarray, i:int, top:np.ndarray) -> np.ndarray:
+    "The peak near grid point `i`: that point, if no lower than close neighbours; else by a golden-section search"
+    p = ps[i]
+    if all(at(min(max(p+e, 0.), 1.))[-1] <= top[-1] for e in (-1e-6, 1e-6)): return top
+    return _golden(at, ps[max(i-1, 0)], ps[min(i+1, len(ps)-1)])
 
 def _golden(at, a:float, b:float, steps:int=40) -> np.ndarray:
     "The per-group value where the top group's `at` is highest on [a, b] (unimodal there), by golden-section search"
