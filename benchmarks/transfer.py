@@ -26,6 +26,7 @@ import numpy as np
 import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import report
+from choosing import lr_find_one_cycle  # what a fastai user types to choose an LR, as choosing.py runs it
 from fastai_disclr.all import GradualUnfreeze, ThawOnPlateau, DiscriminativeLR, LRRangeTest
 
 STAGE_MULTS = [1, 1/2, 1/4, 1/20]  # fastbook's ULMFiT stages: 2e-2, 1e-2, 5e-3, 1e-3
@@ -59,21 +60,10 @@ GRID = {  # methods that take an LR
     'gradient spread, all layers':  one_call('none', ratio='grad'),
     'stages, gradient spread':      one_call(quarters, ratio='grad'),
 }
-def lr_find_one_cycle(learn, epochs, lr):
-    "fastai's `lr_find` (valley), then one `fit_one_cycle` at it: what a fastai user types to choose an LR"
-    import tempfile
-    with tempfile.TemporaryDirectory() as d:
-        path,learn.path = learn.path,Path(d)
-        try: valley = learn.lr_find(show_plot=False).valley
-        finally: learn.path = path
-    n = len(learn.recorder.lrs)
-    learn.fit_one_cycle(epochs, valley)
-    return dict(choose=n, picks=[float(valley)])
-
 DEFAULTS = {  # what a fastai user runs without a grid: fastai's default LRs, or `lr_find`'s
     'fine_tune(), fastai defaults':             lambda learn,epochs,lr: learn.fine_tune(epochs-1),
     'fit_one_cycle, fastai default LR':         lambda learn,epochs,lr: learn.fit_one_cycle(epochs),
-    'lr_find + fit_one_cycle':                  lr_find_one_cycle,
+    'lr_find + fit_one_cycle':                  lambda learn,epochs,lr: lr_find_one_cycle(learn, epochs),
 }
 FOUND = {  # methods that choose their own LRs: one LR range test a fit
     'one call, found LRs':                      one_call(None, 'find'),

@@ -80,6 +80,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'fastai_disclr.find.LRRangeTest.__call__': ('find.html#lrrangetest.__call__', 'fastai_disclr/find.py'),
                                     'fastai_disclr.find.LRRangeTest.__init__': ('find.html#lrrangetest.__init__', 'fastai_disclr/find.py'),
                                     'fastai_disclr.find.LRRangeTest._bar': ('find.html#lrrangetest._bar', 'fastai_disclr/find.py'),
+                                    'fastai_disclr.find.LRRangeTest._kept': ('find.html#lrrangetest._kept', 'fastai_disclr/find.py'),
                                     'fastai_disclr.find.LRRangeTest._pick': ('find.html#lrrangetest._pick', 'fastai_disclr/find.py'),
                                     'fastai_disclr.find.LRRangeTest._sweep': ('find.html#lrrangetest._sweep', 'fastai_disclr/find.py'),
                                     'fastai_disclr.find.LRRangeTest.plot': ('find.html#lrrangetest.plot', 'fastai_disclr/find.py'),

@@ -114,8 +114,9 @@ class LRRangeTest:
             if frozen_idx is not None: learn.opt.freeze_to(frozen_idx)
             curve = self._sweep(learn, _StepLRs(lrs, shape, learn), label)
         finally: snap.restore()
-        lr,point = self._pick(lrs[:len(curve)], curve)
-        if (flat := _flat(curve, self.num_it)) and fallback is not None: lr,point = _no_signal(curve, fallback, label)
+        xs,ys = self._kept(lrs[:len(curve)], curve)
+        lr,point = self._pick(xs, ys)
+        if (flat := _flat(ys)) and fallback is not None: lr,point = _no_signal(curve, fallback, label)
         self.found.append(info | dict(lrs=lrs[:len(curve)], losses=np.array(curve), lr=rank0_decides(lr), point=point,
                                       batches=len(curve), seconds=_took(learn, t0), shape=shape, flat=flat))
         return self.found[-1]
@@ -148,11 +149,10 @@ def _sweep(self:LRRangeTest, learn, step:Callback, label:str) -> list:
         if getattr(bar, 'last_v', None) is not None: bar.on_iter_end() # stopped early: close the bar
     return curve
 
-def _flat(curve:list, num_it:int, fall:float=0.1) -> bool:
-    "Whether the smoothed loss never falls `fall` (10%) below where it starts, over the part fastai's suggestions read"
+def _flat(ys, fall:float=0.1) -> bool:
+    "Whether the smoothed loss `ys` (the part fastai's suggestions read) never falls `fall` (10%) below where it starts"
     # where it starts: the median of its first 5 points; a plateau's smoothed loss moves some 5% batch to batch
-    ys = np.array(curve[num_it//10:-5] if len(curve) > num_it//10 + 6 else curve, dtype=float)
-    ys = ys[:np.argmax(~np.isfinite(ys))] if not np.isfinite(ys).all() else ys
+    ys = np.asarray(ys, dtype=float)
     return len(ys) < 2 or (y0 := np.median(ys[:5])) - ys.min() < fall*abs(y0)
 
 def _took(learn, t0:float) -> float:
@@ -172,15 +172,20 @@ def _cycle(dl):
     while True: yield from dl
 
 @patch
-def _pick(self:LRRangeTest, lrs:np.ndarray, curve:list) -> tuple:
-    "fastai's suggestion on the curve, read as `lr_find` reads it: its first tenth and last five points left out"
+def _kept(self:LRRangeTest, lrs:np.ndarray, curve:list) -> tuple:
+    "The part of the curve `lr_find` reads: its first tenth and last five points left out, up to its first nan"
     xs,ys = torch.tensor(lrs),torch.tensor(curve)
     xs_,ys_ = xs[self.num_it//10:-5],ys[self.num_it//10:-5]
     bad = torch.nonzero(~torch.isfinite(ys_)).view(-1)
-    if len(bad): xs_,ys_ = xs_[:bad.min()],ys_[:bad.min()] # up to its first nan
+    if len(bad): xs_,ys_ = xs_[:bad.min()],ys_[:bad.min()]
     if len(ys_) < 2: xs_,ys_ = xs[torch.isfinite(ys)],ys[torch.isfinite(ys)] # a test stopped early: what it has
-    if len(ys_) < 2: return float(self.start_lr),(float(self.start_lr), float('nan'))
-    lr,point = self.suggest_fn(xs_, ys_, self.num_it)
+    return xs_,ys_
+
+@patch
+def _pick(self:LRRangeTest, xs:torch.Tensor, ys:torch.Tensor) -> tuple:
+    "fastai's suggestion on the part of the curve `lr_find` reads (`_kept`)"
+    if len(ys) < 2: return float(self.start_lr),(float(self.start_lr), float('nan'))
+    lr,point = self.suggest_fn(xs, ys, self.num_it)
     return float(lr),(float(point[0]), float(point[1]))
 
 # %% ../nbs/03_find.ipynb #a46cc4d8
